@@ -1,0 +1,22 @@
+"""Stochastic interpolants :math:`x_t = \\alpha(t)x_0 + \\beta(t)x_1 + \\gamma(t)z` and their registry.
+
+>>> from workbench import interpolants
+>>> I = interpolants.get("vp", beta_max=20.0)
+>>> interpolants.names()  # doctest: +ELLIPSIS
+['linear', 'mirror', ...]
+"""
+from .base import PREDICTIONS, Coefficients, Interpolant, canonical_prediction
+from .registry import INTERPOLANTS
+from . import linear, trig, diffusion, stochastic  # noqa: F401  (register the families)
+from .linear import Linear
+from .trig import Trigonometric
+from .diffusion import VE, VP, SubVP
+from .stochastic import Mirror, OneSided, SchrodingerBridge
+
+get = INTERPOLANTS.get
+names = INTERPOLANTS.names
+
+__all__ = [
+    "PREDICTIONS", "Coefficients", "Interpolant", "canonical_prediction", "INTERPOLANTS", "get", "names",
+    "Linear", "Trigonometric", "VP", "VE", "SubVP", "SchrodingerBridge", "OneSided", "Mirror",
+]

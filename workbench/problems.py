@@ -1,0 +1,127 @@
+r"""Problems: what an :class:`~workbench.experiment.Experiment` samples and how it is scored.
+
+A problem provides a model for a given interpolant, start states at ``t_start``, exact target samples
+at ``t_end`` when known, and the exact probability-flow map of a start state when known. The exact
+Gaussian-mixture problems give all three; other families (trained models, fields) register here too.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+
+from .data.gmm import gaussian, gmm2d_ring, gmm_random
+from .errors import ConfigError
+from .interpolants.base import Interpolant
+from .models.field import DATA_SCORE, Field
+from .models.gmm import GaussianMixture
+from .registry import Registry
+
+
+class Problem(ABC):
+    """Base class of sampling problems."""
+
+    name: str = "problem"
+    #: True when ``reference`` returns the exact PF-ODE map.
+    exact: bool = False
+
+    def params(self) -> Dict[str, object]:
+        """Constructor parameters."""
+        return dict(getattr(self, "_params", {}))
+
+    @property
+    @abstractmethod
+    def shape(self) -> Tuple[int, ...]:
+        """Shape of one sample."""
+
+    @abstractmethod
+    def field(self, interpolant: Interpolant, device: torch.device, dtype: torch.dtype) -> Field:
+        """The model as a :class:`Field` for ``interpolant``."""
+
+    @abstractmethod
+    def sample_start(self, interpolant: Interpolant, t_start: float, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` start states at ``t_start`` (float64, CPU)."""
+
+    def sample_target(self, interpolant: Interpolant, t_end: float, n: int, generator: torch.Generator) -> Optional[torch.Tensor]:
+        """Exact samples of the law at ``t_end`` (None when unknown)."""
+        return None
+
+    def reference(self, interpolant: Interpolant, x: torch.Tensor, t_start: float, t_end: float) -> Optional[torch.Tensor]:
+        """Exact PF-ODE map of ``x`` from ``t_start`` to ``t_end`` (None when unknown)."""
+        return None
+
+
+PROBLEMS: Registry[Problem] = Registry("data")
+register = PROBLEMS.register
+
+
+class GMMProblem(Problem):
+    """A Gaussian mixture with exact fields; the reference is the closed-form map (one component) or
+    Dormand–Prince at ``rtol = atol = 1e-10`` in float64 (several components)."""
+
+    exact = True
+    reference_tol: float = 1e-10
+
+    def __init__(self, gmm: GaussianMixture):
+        self.gmm = gmm
+
+    @property
+    def shape(self):
+        return (self.gmm.dim,)
+
+    def field(self, interpolant, device, dtype):
+        g = self.gmm.to(device, dtype)
+        return Field(g.as_model(interpolant), interpolant, DATA_SCORE)
+
+    def sample_start(self, interpolant, t_start, n, generator):
+        return self.gmm.sample_marginal(interpolant, t_start, n, generator)
+
+    def sample_target(self, interpolant, t_end, n, generator):
+        return self.gmm.sample_marginal(interpolant, t_end, n, generator)
+
+    def reference(self, interpolant, x, t_start, t_end):
+        x = x.to(torch.float64)
+        if self.gmm.n_components == 1:
+            return self.gmm.flow_map(x, t_start, t_end, interpolant)
+        from .solvers import SOLVERS
+
+        solver = SOLVERS.get("dopri5", rtol=self.reference_tol, atol=self.reference_tol)
+        field = Field(self.gmm.as_model(interpolant), interpolant, DATA_SCORE)
+        return solver.sample(field, x, nfe=200_000, t_start=t_start, t_end=t_end).x
+
+
+@register("gmm2d", "gmm")
+class GMM2D(GMMProblem):
+    """8 anisotropic modes on a ring of radius 3 with weights ∝ 1..8 (the default problem)."""
+
+    def __init__(self, n_modes: int = 8, radius: float = 3.0):
+        super().__init__(gmm2d_ring(int(n_modes), float(radius)))
+        self._params = {"n_modes": n_modes, "radius": radius}
+
+
+@register("gmm_nd", "gmm64")
+class GMMND(GMMProblem):
+    """A seeded random mixture in ``dim`` dimensions (default 64-D, 8 modes)."""
+
+    def __init__(self, dim: int = 64, n_modes: int = 8, seed: int = 0):
+        super().__init__(gmm_random(int(dim), int(n_modes), int(seed)))
+        self._params = {"dim": dim, "n_modes": n_modes, "seed": seed}
+
+
+@register("gaussian")
+class Gaussian(GMMProblem):
+    """One anisotropic Gaussian: the PF-ODE map is closed-form."""
+
+    def __init__(self, dim: int = 2, seed: int = 0):
+        super().__init__(gaussian(int(dim), int(seed)))
+        self._params = {"dim": dim, "seed": seed}
+
+
+def custom_gmm(gmm: GaussianMixture) -> GMMProblem:
+    """Wrap a user-built :class:`GaussianMixture` as a problem (pass it as ``Experiment(data=...)``)."""
+    if not isinstance(gmm, GaussianMixture):
+        raise ConfigError("data", f"expected a GaussianMixture, got {type(gmm).__name__}")
+    p = GMMProblem(gmm)
+    p.name = "custom_gmm"
+    return p

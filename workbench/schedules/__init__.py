@@ -1,0 +1,9 @@
+"""Time schedules: grids of ``steps + 1`` points with exact endpoints, and their registry."""
+from .base import SCHEDULES, Schedule
+from . import grids  # noqa: F401  (register the schedules)
+from .grids import EDM, LogitNormal, TimeShift, Uniform, UniformLogSNR
+
+get = SCHEDULES.get
+names = SCHEDULES.names
+
+__all__ = ["SCHEDULES", "Schedule", "get", "names", "Uniform", "UniformLogSNR", "EDM", "TimeShift", "LogitNormal"]

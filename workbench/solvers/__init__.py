@@ -1,0 +1,19 @@
+"""Samplers at a fixed NFE budget, and their registry.
+
+>>> from workbench import solvers
+>>> solvers.get("heun").steps_for_nfe(20)
+10
+"""
+from .base import SOLVERS, FixedStepSolver, SampleResult, Solver, Step, check_nfe
+from . import runge_kutta, dopri5, sde  # noqa: F401  (register the solvers)
+from .dopri5 import Dopri5
+from .runge_kutta import RK4, Euler, ExplicitRK, Heun, Midpoint
+from .sde import EulerMaruyama
+
+get = SOLVERS.get
+names = SOLVERS.names
+
+__all__ = [
+    "SOLVERS", "Solver", "FixedStepSolver", "SampleResult", "Step", "check_nfe", "get", "names",
+    "Euler", "Heun", "Midpoint", "RK4", "ExplicitRK", "Dopri5", "EulerMaruyama",
+]

@@ -1,0 +1,243 @@
+r"""Sampler base classes.
+
+A solver integrates :math:`dX = b(t, X)\,dt` (ODE) or :math:`dX = (b + \varepsilon(t)s)\,dt + \sqrt{2\varepsilon(t)}\,dW`
+(SDE) from ``t_start`` to ``t_end`` on a grid from a :class:`~workbench.schedules.Schedule`.
+
+NFE is a budget, audited by the :class:`~workbench.models.field.Field` counter, never by the solver's claim:
+a fixed-step solver with ``k`` evaluations per step takes ``steps = nfe // k`` steps (documented rounding
+down; ``result.nfe`` is the count actually made, ``result.nfe_budget`` what was asked) and a run can never
+exceed its budget because the field refuses the extra call.
+"""
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+
+import torch
+
+from ..errors import ConfigError, NonFiniteError
+from ..models.field import Field, Prediction
+from ..registry import Registry
+from ..schedules.base import SCHEDULES, Schedule
+
+EpsLike = Union[float, Callable[[float], float]]
+
+
+@dataclass
+class Step:
+    """What a solver reports after each step (the dashboard's stream payload).
+
+    Attributes:
+        index: step number, from 0.
+        t, t_next: the step's interval.
+        x: state at ``t_next``.
+        nfe: cumulative model calls so far.
+        prediction: the model evaluation at the step's start (lazy ``.data``/``.velocity``/...), if any.
+        accepted: False for a rejected adaptive step (``x`` is then unchanged).
+        order: the order of the update used at this step.
+    """
+
+    index: int
+    t: float
+    t_next: float
+    x: torch.Tensor
+    nfe: int
+    prediction: Optional[Prediction] = None
+    accepted: bool = True
+    order: int = 1
+
+
+@dataclass
+class SampleResult:
+    """Outcome of one sampling run.
+
+    Attributes:
+        x: final state, shape ``(B, ...)``.
+        times: the times of the states in ``trajectory`` (accepted grid), float64.
+        nfe: counted model calls; ``nfe_budget``: the budget asked for.
+        steps: accepted steps taken.
+        trajectory: ``(steps + 1, B, ...)`` states when requested, else None.
+        orders: order used at each accepted step.
+        info: solver-specific counters (e.g. ``rejected`` for adaptive solvers).
+        wall_time: seconds.
+    """
+
+    x: torch.Tensor
+    times: torch.Tensor
+    nfe: int
+    nfe_budget: Optional[int]
+    steps: int
+    trajectory: Optional[torch.Tensor] = None
+    orders: List[int] = field(default_factory=list)
+    info: Dict[str, Any] = field(default_factory=dict)
+    wall_time: float = 0.0
+
+
+def check_nfe(nfe: object, minimum: int = 1, solver: str = "") -> int:
+    """Validate an NFE budget: an integer ≥ ``minimum``."""
+    if isinstance(nfe, bool) or not isinstance(nfe, int):
+        try:
+            ok = float(nfe) == int(nfe)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise ConfigError("nfe", f"must be an integer >= {minimum}, got {nfe!r}")
+        nfe = int(nfe)  # type: ignore[arg-type]
+    if nfe < minimum:
+        who = f" for solver {solver!r}" if solver else ""
+        raise ConfigError("nfe", f"must be >= {minimum}{who}, got {nfe}")
+    return nfe
+
+
+class Solver(ABC):
+    """Common interface of all samplers.
+
+    Class attributes:
+        order: the convergence order the tests assert.
+        evals_per_step: model calls per step (fixed-step solvers).
+        stochastic: True for SDE samplers (they take ``eps``).
+        adaptive: True when the grid is chosen by error control (the schedule is ignored).
+        needs_gaussian: True for log-SNR solvers, which need an interpolant with a Gaussian part.
+    """
+
+    name: str = "solver"
+    order: int = 1
+    evals_per_step: int = 1
+    stochastic: bool = False
+    adaptive: bool = False
+    needs_gaussian: bool = False
+
+    def params(self) -> Dict[str, Any]:
+        """Constructor parameters of this instance."""
+        return dict(getattr(self, "_params", {}))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
+
+    # --- NFE ↔ steps ---------------------------------------------------------------------------
+    def steps_for_nfe(self, nfe: int) -> int:
+        """Steps a budget of ``nfe`` evaluations buys (rounding down)."""
+        nfe = check_nfe(nfe, self.evals_per_step, self.name)
+        return nfe // self.evals_per_step
+
+    def nfe_for_steps(self, steps: int) -> int:
+        """Evaluations ``steps`` steps cost."""
+        return steps * self.evals_per_step
+
+    # --- the step loop ---------------------------------------------------------------------------
+    @abstractmethod
+    def iterate(self, field: Field, x: torch.Tensor, grid: torch.Tensor,
+                generator: Optional[torch.Generator] = None) -> Iterator[Step]:
+        """Yield a :class:`Step` after each step of the grid (or each adaptive attempt)."""
+
+    def make_grid(self, field: Field, nfe: int, schedule: Union[str, Schedule] = "uniform",
+                  t_start: float = 0.0, t_end: float = 1.0) -> torch.Tensor:
+        """The time grid this solver uses for a budget ``nfe``."""
+        sched = SCHEDULES.get(schedule) if isinstance(schedule, str) else schedule
+        if self.adaptive:
+            return torch.tensor([t_start, t_end], dtype=torch.float64)
+        return sched.grid(self.steps_for_nfe(nfe), field.interpolant, t_start, t_end)
+
+    def check_interpolant(self, field: Field) -> None:
+        """Raise a clear error when this solver cannot run on ``field``'s interpolant."""
+        if self.needs_gaussian and not field.interpolant.monotone_snr:
+            from . import SOLVERS  # late import: the registry lives in the package
+
+            ok = [n for n in SOLVERS.names() if not SOLVERS.cls(n).needs_gaussian]
+            raise ConfigError(
+                "solver",
+                f"{self.name!r} works in log-SNR and needs an interpolant with a Gaussian part and monotone "
+                f"log-SNR; {field.interpolant.name!r} has none. Solvers that apply: {', '.join(ok)}",
+            )
+
+    def sample(self, field: Field, x: torch.Tensor, nfe: int, schedule: Union[str, Schedule] = "uniform",
+               t_start: float = 0.0, t_end: float = 1.0, return_trajectory: bool = False,
+               generator: Optional[torch.Generator] = None, progress: bool = False,
+               grid: Optional[torch.Tensor] = None) -> SampleResult:
+        """Integrate from ``x`` at ``t_start`` to ``t_end`` with at most ``nfe`` model calls.
+
+        Args:
+            field: the wrapped model.
+            x: initial state ``(B, ...)`` at ``t_start``.
+            nfe: evaluation budget.
+            schedule: a registry name or a :class:`Schedule`.
+            return_trajectory: keep every accepted state.
+            generator: RNG for stochastic solvers.
+            progress: show a tqdm bar.
+            grid: an explicit time grid (overrides ``schedule``; endpoints define the interval).
+
+        Raises:
+            NonFiniteError: a NaN/Inf appeared; names the first bad step and its time.
+            BudgetExceededError: an adaptive solver needed more than ``nfe`` calls.
+        """
+        nfe = check_nfe(nfe, 1 if self.adaptive else self.evals_per_step, self.name)
+        self.check_interpolant(field)
+        if not isinstance(x, torch.Tensor) or x.dim() < 1:
+            raise ConfigError("x", "must be a tensor of shape (B, ...)")
+        if grid is None:
+            grid = self.make_grid(field, nfe, schedule, t_start, t_end)
+        field.reset(budget=nfe)
+        start = time.perf_counter()
+        traj: List[torch.Tensor] = [x] if return_trajectory else []
+        times: List[float] = [float(grid[0])]
+        finite_flags: List[torch.Tensor] = []
+        step_times: List[float] = []
+        orders: List[int] = []
+        info: Dict[str, Any] = {"rejected": 0}
+        it = self.iterate(field, x, grid, generator)
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, total=None if self.adaptive else len(grid) - 1, desc=self.name, leave=False)
+        last = x
+        for step in it:
+            if not step.accepted:
+                info["rejected"] += 1
+                continue
+            last = step.x
+            finite_flags.append(torch.isfinite(step.x).all())
+            step_times.append(step.t_next)
+            times.append(step.t_next)
+            orders.append(step.order)
+            if return_trajectory:
+                traj.append(step.x)
+        if finite_flags:
+            flags = torch.stack(finite_flags)
+            if not bool(flags.all()):
+                i = int((~flags).nonzero()[0])
+                raise NonFiniteError(
+                    f"trajectory: NaN/Inf appeared at step {i} (t={step_times[i]:.6g}) of solver {self.name!r}; "
+                    "try more NFE, a different schedule, or a smaller eps"
+                )
+        return SampleResult(
+            x=last, times=torch.tensor(times, dtype=torch.float64), nfe=field.nfe, nfe_budget=nfe,
+            steps=len(orders), trajectory=torch.stack(traj) if return_trajectory else None, orders=orders,
+            info={**info, "accepted": len(orders)}, wall_time=time.perf_counter() - start,
+        )
+
+
+class FixedStepSolver(Solver):
+    """A solver stepping through every grid interval; subclasses implement :meth:`step`.
+
+    ``state`` is a dict local to one run (multistep history lives there, never on the object), so runs are
+    re-entrant and two runs with the same inputs are bit-identical.
+    """
+
+    def iterate(self, field, x, grid, generator=None):
+        ts = grid.tolist()
+        state: Dict[str, Any] = {"n_steps": len(ts) - 1}
+        for i in range(len(ts) - 1):
+            t, t_next = ts[i], ts[i + 1]
+            x, pred, order = self.step(field, x, t, t_next, i, state, generator)
+            yield Step(i, t, t_next, x, field.nfe, pred, True, order)
+
+    @abstractmethod
+    def step(self, field: Field, x: torch.Tensor, t: float, t_next: float, index: int,
+             state: Dict[str, Any], generator: Optional[torch.Generator]):
+        """Advance ``x`` from ``t`` to ``t_next``; return ``(x_next, prediction at start or None, order)``."""
+
+
+SOLVERS: Registry[Solver] = Registry("solver")
+register = SOLVERS.register
