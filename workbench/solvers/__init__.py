@@ -4,7 +4,7 @@
 >>> solvers.get("heun").steps_for_nfe(20)
 10
 """
-from .base import SOLVERS, FixedStepSolver, SampleResult, Solver, Step, check_nfe
+from .base import SOLVERS, FixedStepSolver, SampleResult, SamplingRun, Solver, Step, check_nfe
 from . import runge_kutta, dopri5, sde  # noqa: F401  (register the solvers)
 from .dopri5 import Dopri5
 from .runge_kutta import RK4, Euler, ExplicitRK, Heun, Midpoint
@@ -14,6 +14,6 @@ get = SOLVERS.get
 names = SOLVERS.names
 
 __all__ = [
-    "SOLVERS", "Solver", "FixedStepSolver", "SampleResult", "Step", "check_nfe", "get", "names",
+    "SOLVERS", "Solver", "FixedStepSolver", "SampleResult", "SamplingRun", "Step", "check_nfe", "get", "names",
     "Euler", "Heun", "Midpoint", "RK4", "ExplicitRK", "Dopri5", "EulerMaruyama",
 ]

@@ -172,49 +172,92 @@ class Solver(ABC):
             NonFiniteError: a NaN/Inf appeared; names the first bad step and its time.
             BudgetExceededError: an adaptive solver needed more than ``nfe`` calls.
         """
+        run = self.stream(field, x, nfe, schedule, t_start, t_end, return_trajectory, generator, progress, grid)
+        for _ in run:
+            pass
+        return run.result  # type: ignore[return-value]
+
+    def stream(self, field: Field, x: torch.Tensor, nfe: int, schedule: Union[str, Schedule] = "uniform",
+               t_start: float = 0.0, t_end: float = 1.0, return_trajectory: bool = False,
+               generator: Optional[torch.Generator] = None, progress: bool = False,
+               grid: Optional[torch.Tensor] = None) -> "SamplingRun":
+        """Like :meth:`sample`, but returns a :class:`SamplingRun`: iterate it to receive each :class:`Step`
+        as it happens (live plots); ``run.result`` is set when the loop ends; ``run.cancel()`` stops early."""
         nfe = check_nfe(nfe, 1 if self.adaptive else self.evals_per_step, self.name)
         self.check_interpolant(field)
         if not isinstance(x, torch.Tensor) or x.dim() < 1:
             raise ConfigError("x", "must be a tensor of shape (B, ...)")
         if grid is None:
             grid = self.make_grid(field, nfe, schedule, t_start, t_end)
-        field.reset(budget=nfe)
+        return SamplingRun(self, field, x, nfe, grid, return_trajectory, generator, progress)
+
+
+class SamplingRun:
+    """One sampling run as an iterator of accepted and rejected :class:`Step` s.
+
+    The bookkeeping (NFE audit, trajectory, orders, NaN detection without per-step host sync) lives here,
+    so :meth:`Solver.sample`, the CLI progress bar and the dashboard's live stream share one code path.
+    """
+
+    def __init__(self, solver: Solver, field: Field, x: torch.Tensor, nfe: int, grid: torch.Tensor,
+                 return_trajectory: bool, generator: Optional[torch.Generator], progress: bool):
+        self.solver, self.field, self.x0, self.nfe_budget, self.grid = solver, field, x, nfe, grid
+        self.return_trajectory, self.generator, self.progress = return_trajectory, generator, progress
+        self.result: Optional[SampleResult] = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Stop before the next step; ``result`` stays None."""
+        self.cancelled = True
+
+    def __iter__(self) -> Iterator[Step]:
+        solver, field = self.solver, self.field
+        field.reset(budget=self.nfe_budget)
         start = time.perf_counter()
-        traj: List[torch.Tensor] = [x] if return_trajectory else []
-        times: List[float] = [float(grid[0])]
+        traj: List[torch.Tensor] = [self.x0] if self.return_trajectory else []
+        times: List[float] = [float(self.grid[0])]
         finite_flags: List[torch.Tensor] = []
-        step_times: List[float] = []
         orders: List[int] = []
-        info: Dict[str, Any] = {"rejected": 0}
-        it = self.iterate(field, x, grid, generator)
-        if progress:
+        rejected = 0
+        it: Iterator[Step] = solver.iterate(field, self.x0, self.grid, self.generator)
+        bar = None
+        if self.progress:
             from tqdm.auto import tqdm
 
-            it = tqdm(it, total=None if self.adaptive else len(grid) - 1, desc=self.name, leave=False)
-        last = x
-        for step in it:
-            if not step.accepted:
-                info["rejected"] += 1
-                continue
-            last = step.x
-            finite_flags.append(torch.isfinite(step.x).all())
-            step_times.append(step.t_next)
-            times.append(step.t_next)
-            orders.append(step.order)
-            if return_trajectory:
-                traj.append(step.x)
+            bar = tqdm(total=None if solver.adaptive else len(self.grid) - 1, desc=solver.name, leave=False)
+        last = self.x0
+        try:
+            for step in it:
+                if self.cancelled:
+                    return
+                if not step.accepted:
+                    rejected += 1
+                    yield step
+                    continue
+                last = step.x
+                finite_flags.append(torch.isfinite(step.x).all())
+                times.append(step.t_next)
+                orders.append(step.order)
+                if self.return_trajectory:
+                    traj.append(step.x)
+                if bar is not None:
+                    bar.update(1)
+                yield step
+        finally:
+            if bar is not None:
+                bar.close()
         if finite_flags:
             flags = torch.stack(finite_flags)
             if not bool(flags.all()):
                 i = int((~flags).nonzero()[0])
                 raise NonFiniteError(
-                    f"trajectory: NaN/Inf appeared at step {i} (t={step_times[i]:.6g}) of solver {self.name!r}; "
+                    f"trajectory: NaN/Inf appeared at step {i} (t={times[i + 1]:.6g}) of solver {solver.name!r}; "
                     "try more NFE, a different schedule, or a smaller eps"
                 )
-        return SampleResult(
-            x=last, times=torch.tensor(times, dtype=torch.float64), nfe=field.nfe, nfe_budget=nfe,
-            steps=len(orders), trajectory=torch.stack(traj) if return_trajectory else None, orders=orders,
-            info={**info, "accepted": len(orders)}, wall_time=time.perf_counter() - start,
+        self.result = SampleResult(
+            x=last, times=torch.tensor(times, dtype=torch.float64), nfe=field.nfe, nfe_budget=self.nfe_budget,
+            steps=len(orders), trajectory=torch.stack(traj) if self.return_trajectory else None, orders=orders,
+            info={"accepted": len(orders), "rejected": rejected}, wall_time=time.perf_counter() - start,
         )
 
 

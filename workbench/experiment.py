@@ -1,0 +1,256 @@
+r"""One validated configuration → one run → one result, shared by the CLI, the dashboard and the notebooks.
+
+>>> from workbench import Experiment
+>>> res = Experiment(interpolant="linear", solver="heun", nfe=20, n_samples=500).run()
+>>> res.nfe, round(res.error, 4)  # doctest: +SKIP
+(20, 0.0055)
+
+Every field is validated once, in ``__post_init__``; a bad field raises :class:`~workbench.errors.ConfigError`
+naming it and listing the allowed values.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+
+import torch
+
+from .errors import ConfigError
+from .interpolants import INTERPOLANTS
+from .metrics.distances import sliced_wasserstein
+from .problems import PROBLEMS, Problem
+from .schedules import SCHEDULES
+from .solvers import SOLVERS, SampleResult, Step, check_nfe
+from .solvers.sde import check_eps
+from .utils import resolve_device, resolve_dtype
+
+
+@dataclass
+class ExperimentResult:
+    """What one run produced.
+
+    Attributes:
+        config: the experiment's configuration (JSON-able).
+        samples: final states ``(n_samples, ...)``.
+        start: the start states.
+        trajectory: ``(steps + 1, n_samples, ...)`` or None.
+        times: the times of the trajectory's states.
+        nfe: counted model calls; ``nfe_budget``: the budget.
+        steps: accepted steps.
+        wall_time: seconds spent sampling.
+        error: mean L2 distance of the samples to the exact PF-ODE map of the same start states (ODE solvers
+            on problems with an exact reference), else None.
+        max_error: the largest per-sample distance (same conditions).
+        sliced_w2: sliced Wasserstein-2 between the samples and exact samples of the target law (when known).
+        reference: the exact final states (when known).
+        info: solver counters (accepted/rejected).
+    """
+
+    config: Dict[str, Any]
+    samples: torch.Tensor
+    start: torch.Tensor
+    trajectory: Optional[torch.Tensor]
+    times: torch.Tensor
+    nfe: int
+    nfe_budget: int
+    steps: int
+    wall_time: float
+    error: Optional[float]
+    max_error: Optional[float]
+    sliced_w2: Optional[float]
+    reference: Optional[torch.Tensor]
+    target: Optional[torch.Tensor]
+    info: Dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> Dict[str, Any]:
+        """Scalar results (JSON-able)."""
+        return {
+            "interpolant": self.config["interpolant"], "schedule": self.config["schedule"],
+            "solver": self.config["solver"], "nfe_budget": self.nfe_budget, "nfe": self.nfe, "steps": self.steps,
+            "error": self.error, "max_error": self.max_error, "sliced_w2": self.sliced_w2,
+            "wall_time": self.wall_time, **{k: v for k, v in self.info.items() if isinstance(v, (int, float))},
+        }
+
+    def plot(self, path: Optional[str] = None, max_paths: int = 300):
+        """Trajectories (first two coordinates) and final samples vs the exact reference; saved as PNG if ``path``."""
+        from .plotting import plot_trajectories
+
+        return plot_trajectories(self, path=path, max_paths=max_paths)
+
+
+@dataclass
+class Experiment:
+    """A sampling experiment.
+
+    Args:
+        interpolant: registry name (see ``workbench.interpolants.names()``); ``interpolant_params`` its kwargs.
+        schedule: time-grid registry name; ``schedule_params`` its kwargs.
+        solver: solver registry name; ``solver_params`` its kwargs.
+        nfe: budget of model evaluations (≥ the solver's evaluations per step).
+        eps: diffusion coefficient ε ≥ 0 (or a callable ``t -> ε``) for SDE solvers; must be 0 for ODE solvers.
+        data: problem registry name (default ``gmm2d``) or a :class:`~workbench.problems.Problem`; ``data_params`` its kwargs.
+        n_samples: particles.
+        seed: seeds start states, noise and target samples.
+        device: ``"cpu"``, ``"cuda"``, ...; dtype: ``"float32"`` or ``"float64"``.
+        t_start, t_end: integration interval within [0, 1].
+        keep_trajectory: keep every state (for plots).
+    """
+
+    interpolant: str = "linear"
+    interpolant_params: Dict[str, Any] = field(default_factory=dict)
+    schedule: str = "uniform"
+    schedule_params: Dict[str, Any] = field(default_factory=dict)
+    solver: str = "heun"
+    solver_params: Dict[str, Any] = field(default_factory=dict)
+    nfe: int = 20
+    eps: Union[float, Callable[[float], float]] = 0.0
+    data: Union[str, Problem] = "gmm2d"
+    data_params: Dict[str, Any] = field(default_factory=dict)
+    n_samples: int = 2000
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    t_start: float = 0.0
+    t_end: float = 1.0
+    keep_trajectory: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("interpolant_params", "schedule_params", "solver_params", "data_params"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(name, f"must be a dict of keyword arguments, got {getattr(self, name)!r}")
+        self.interpolant = INTERPOLANTS.canonical(self.interpolant)
+        self.schedule = SCHEDULES.canonical(self.schedule)
+        self.solver = SOLVERS.canonical(self.solver)
+        self._interpolant = INTERPOLANTS.get(self.interpolant, **self.interpolant_params)
+        self._schedule = SCHEDULES.get(self.schedule, **self.schedule_params)
+        self.eps = check_eps(self.eps)
+        solver_cls = SOLVERS.cls(self.solver)
+        params = dict(self.solver_params)
+        if solver_cls.stochastic:
+            params.setdefault("eps", self.eps)
+        elif callable(self.eps) or self.eps != 0.0:
+            sde = [n for n in SOLVERS.names() if SOLVERS.cls(n).stochastic]
+            raise ConfigError("eps", f"eps={self.eps!r} is only used by SDE solvers ({', '.join(sde)}); "
+                                     f"set eps=0 for the ODE solver {self.solver!r}")
+        self._solver = SOLVERS.get(self.solver, **params)
+        self.nfe = check_nfe(self.nfe, 1 if solver_cls.adaptive else solver_cls.evals_per_step, self.solver)
+        if isinstance(self.data, Problem):
+            self._problem = self.data
+        else:
+            self.data = PROBLEMS.canonical(self.data)
+            self._problem = PROBLEMS.get(self.data, **self.data_params)
+        if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, int) or self.n_samples < 1:
+            raise ConfigError("n_samples", f"must be an integer >= 1, got {self.n_samples!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError("seed", f"must be an integer >= 0, got {self.seed!r}")
+        self._device = resolve_device(self.device)
+        self._dtype = resolve_dtype(self.dtype)
+        for name in ("t_start", "t_end"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(name, f"must be a number in [0, 1], got {v!r}")
+        if not 0.0 <= self.t_start < self.t_end <= 1.0:
+            raise ConfigError("t_start/t_end", f"need 0 <= t_start < t_end <= 1, got {self.t_start}, {self.t_end}")
+        self._solver.check_interpolant(self._problem.field(self._interpolant, self._device, self._dtype))
+        self.grid()  # validates the schedule against this interpolant now, not mid-run
+
+    # ---- pieces ------------------------------------------------------------------------------------
+    def config(self) -> Dict[str, Any]:
+        """The configuration as a JSON-able dict."""
+        d = asdict(self)
+        if callable(self.eps):
+            d["eps"] = getattr(self.eps, "__name__", "callable")
+        if isinstance(self.data, Problem):
+            d["data"] = getattr(self.data, "name", type(self.data).__name__)
+        return d
+
+    def grid(self) -> torch.Tensor:
+        """The time grid the solver will use."""
+        field_ = self._problem.field(self._interpolant, self._device, self._dtype)
+        return self._solver.make_grid(field_, self.nfe, self._schedule, self.t_start, self.t_end)
+
+    def _generators(self):
+        g_start = torch.Generator().manual_seed(self.seed)
+        g_target = torch.Generator().manual_seed(self.seed + 1_000_003)
+        g_noise = torch.Generator(device=self._device).manual_seed(self.seed + 2_000_003)
+        return g_start, g_target, g_noise
+
+    def start_states(self) -> torch.Tensor:
+        """The seeded start states on the experiment's device and dtype."""
+        g_start, _, _ = self._generators()
+        x = self._problem.sample_start(self._interpolant, self.t_start, self.n_samples, g_start)
+        return x.to(device=self._device, dtype=self._dtype)
+
+    # ---- running ----------------------------------------------------------------------------------
+    def stream(self) -> "ExperimentRun":
+        """A run whose iteration yields each :class:`~workbench.solvers.Step` as it happens (for live plots);
+        after the loop, ``run.result`` holds the :class:`ExperimentResult`."""
+        return ExperimentRun(self)
+
+    def run(self, progress: bool = False) -> ExperimentResult:
+        """Run to the end and score the result."""
+        run = ExperimentRun(self, progress=progress)
+        for _ in run:
+            pass
+        return run.result  # type: ignore[return-value]
+
+
+class ExperimentRun:
+    """Iterate to sample step by step; ``cancel()`` stops at the next step; ``result`` is set at the end.
+
+    Attributes:
+        start: the start states; steps_done: accepted steps so far; grid: the time grid.
+    """
+
+    def __init__(self, exp: Experiment, progress: bool = False):
+        self.exp = exp
+        g_start, self._g_target, g_noise = exp._generators()
+        field_ = exp._problem.field(exp._interpolant, exp._device, exp._dtype)
+        self.start = exp._problem.sample_start(exp._interpolant, exp.t_start, exp.n_samples, g_start)
+        x = self.start.to(device=exp._device, dtype=exp._dtype)
+        self.grid = exp.grid()
+        self._run = exp._solver.stream(field_, x, exp.nfe, grid=self.grid, return_trajectory=exp.keep_trajectory,
+                                       generator=g_noise, progress=progress)
+        self.result: Optional[ExperimentResult] = None
+        self.steps_done = 0
+
+    @property
+    def cancelled(self) -> bool:
+        """True once :meth:`cancel` was called."""
+        return self._run.cancelled
+
+    def cancel(self) -> None:
+        """Ask the run to stop before its next step."""
+        self._run.cancel()
+
+    def __iter__(self) -> Iterator[Step]:
+        for step in self._run:
+            if step.accepted:
+                self.steps_done += 1
+            yield step
+        if self._run.result is not None:
+            self.result = _score(self.exp, self._run.result, self.start, self._g_target)
+
+
+def _score(exp: Experiment, res: SampleResult, start: torch.Tensor, g_target: torch.Generator) -> ExperimentResult:
+    """Compare a finished run with the exact reference and exact target samples."""
+    problem, interp = exp._problem, exp._interpolant
+    samples = res.x.detach()
+    reference = error = max_error = None
+    if not exp._solver.stochastic:
+        reference = problem.reference(interp, start, exp.t_start, exp.t_end)
+        if reference is not None:
+            dist = (samples.to(torch.float64).cpu() - reference.cpu()).flatten(1).norm(dim=1)
+            error, max_error = float(dist.mean()), float(dist.max())
+    target = problem.sample_target(interp, exp.t_end, max(exp.n_samples, 2000), g_target)
+    sw = None
+    if target is not None:
+        g = torch.Generator().manual_seed(exp.seed + 3_000_017)
+        sw = float(sliced_wasserstein(samples.cpu(), target, n_projections=256, generator=g))
+    return ExperimentResult(
+        config=exp.config(), samples=samples, start=start, trajectory=res.trajectory, times=res.times,
+        nfe=res.nfe, nfe_budget=res.nfe_budget, steps=res.steps, wall_time=res.wall_time, error=error,
+        max_error=max_error, sliced_w2=sw, reference=reference, target=target, info=dict(res.info),
+    )
