@@ -1,0 +1,109 @@
+"""Save and load trained models: weights in ``<stem>.safetensors``, a JSON config in ``<stem>.json``.
+
+The config records the interpolant (name and parameters), the prediction kind and the architecture with its
+constructor arguments; :func:`load` rebuilds the network from it, loads the weights strictly, and refuses a
+checkpoint whose interpolant, prediction or architecture differs from what the caller expects.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Union
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import ConfigError
+from ..interpolants import Interpolant, canonical_prediction
+from .predictor import Predictor, interpolant_config, resolve_interpolant
+
+FORMAT = "workbench-model"
+VERSION = 1
+PathLike = Union[str, os.PathLike]
+
+
+def paths(path: PathLike) -> Tuple[Path, Path]:
+    """``(weights, config)`` paths for a stem (``.safetensors``/``.json`` suffixes are stripped)."""
+    p = Path(path)
+    if p.suffix in (".safetensors", ".json"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+
+
+def save(predictor: Predictor, path: PathLike, extra: Optional[Dict[str, Any]] = None,
+         state_dict: Optional[Dict[str, torch.Tensor]] = None) -> Path:
+    """Write ``predictor`` (or ``state_dict`` for its network, e.g. EMA weights) and its config.
+
+    Returns:
+        The weights path.
+    """
+    weights, cfg_path = paths(path)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    sd = state_dict if state_dict is not None else predictor.network.state_dict()
+    save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(weights))
+    cfg = {"format": FORMAT, "version": VERSION, **predictor.config(), "extra": dict(extra or {})}
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
+    return weights
+
+
+def read_config(path: PathLike) -> Dict[str, Any]:
+    """The JSON config of a saved model, validated for format and required fields."""
+    _, cfg_path = paths(path)
+    if not cfg_path.exists():
+        raise ConfigError("checkpoint", f"no config {cfg_path} (a model is saved as <stem>.safetensors + <stem>.json)")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError("checkpoint", f"{cfg_path} is not valid JSON ({exc})") from None
+    if cfg.get("format") != FORMAT:
+        raise ConfigError("checkpoint", f"{cfg_path} is not a workbench model config (format={cfg.get('format')!r})")
+    missing = [k for k in ("interpolant", "prediction", "architecture") if k not in cfg]
+    if missing:
+        raise ConfigError("checkpoint", f"{cfg_path} lacks the field(s) {', '.join(missing)}")
+    return cfg
+
+
+def load(path: PathLike, interpolant: Union[None, str, Interpolant, Dict[str, Any]] = None,
+         prediction: Optional[str] = None, architecture: Optional[str] = None,
+         device: Union[str, torch.device] = "cpu", dtype: torch.dtype = torch.float32) -> Predictor:
+    """Load a saved model, checking it against what the caller expects.
+
+    Args:
+        path: the stem (or either file) given to :func:`save`.
+        interpolant, prediction, architecture: when given, the checkpoint must match them exactly
+            (interpolant name *and* parameters).
+
+    Raises:
+        ConfigError: a missing/invalid file, a mismatch with the expectations, or weights that do not fit
+            the architecture in the config.
+    """
+    cfg = read_config(path)
+    weights, _ = paths(path)
+    if interpolant is not None:
+        want = interpolant_config(resolve_interpolant(interpolant))
+        have = interpolant_config(resolve_interpolant(cfg["interpolant"]))
+        if want != have:
+            raise ConfigError("interpolant", f"checkpoint {weights.name} was trained for interpolant {have['name']!r} "
+                                             f"{have['params']}, not {want['name']!r} {want['params']}")
+    if prediction is not None and canonical_prediction(prediction) != cfg["prediction"]:
+        raise ConfigError("prediction", f"checkpoint {weights.name} predicts {cfg['prediction']!r}, not "
+                                        f"{canonical_prediction(prediction)!r}")
+    if architecture is not None and architecture != cfg["architecture"]["name"]:
+        raise ConfigError("architecture", f"checkpoint {weights.name} is a {cfg['architecture']['name']!r} network, "
+                                          f"not {architecture!r}")
+    pred = Predictor.from_config(cfg)
+    if not weights.exists():
+        raise ConfigError("checkpoint", f"weights file {weights} is missing")
+    sd = load_file(str(weights))
+    own = pred.network.state_dict()
+    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
+    bad = sorted(k for k in set(own) & set(sd) if own[k].shape != sd[k].shape)
+    if missing or unexpected or bad:
+        raise ConfigError("checkpoint", f"weights in {weights.name} do not fit the configured architecture: "
+                                        f"missing={missing[:5]}, unexpected={unexpected[:5]}, wrong shape={bad[:5]}")
+    pred.network.load_state_dict(sd)
+    return pred.to(device=device, dtype=dtype).eval()
+
+
+__all__ = ["save", "load", "read_config", "paths"]
