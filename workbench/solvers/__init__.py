@@ -6,6 +6,12 @@
 """
 from .base import SOLVERS, FixedStepSolver, SampleResult, SamplingRun, Solver, Step, check_nfe
 from . import runge_kutta, dopri5, sde  # noqa: F401  (register the solvers)
+from . import dpm_solver  # noqa: F401
+from .dpm_solver import DPMSolver2, DPMSolver3, DPMSolverPP, DPMSolverPP2M, DPMSolverPP3M, DPMSolverSinglestep
+from . import unipc, deis  # noqa: F401
+from .unipc import UniPC
+from .deis import DEIS
+from .log_snr import LogSNRSolver, LogSNRTable
 from .dopri5 import Dopri5
 from .runge_kutta import RK4, Euler, ExplicitRK, Heun, Midpoint
 from .sde import EulerMaruyama
@@ -16,4 +22,6 @@ names = SOLVERS.names
 __all__ = [
     "SOLVERS", "Solver", "FixedStepSolver", "SampleResult", "SamplingRun", "Step", "check_nfe", "get", "names",
     "Euler", "Heun", "Midpoint", "RK4", "ExplicitRK", "Dopri5", "EulerMaruyama",
+    "LogSNRSolver", "LogSNRTable", "DPMSolverPP", "DPMSolverPP2M", "DPMSolverPP3M", "DPMSolverSinglestep",
+    "DPMSolver2", "DPMSolver3", "UniPC", "DEIS",
 ]
