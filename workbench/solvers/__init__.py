@@ -11,6 +11,9 @@ from .dpm_solver import DPMSolver2, DPMSolver3, DPMSolverPP, DPMSolverPP2M, DPMS
 from . import unipc, deis  # noqa: F401
 from .unipc import UniPC
 from .deis import DEIS
+from . import predictor_corrector, time_shift  # noqa: F401
+from .predictor_corrector import PredictorCorrector
+from .time_shift import ShiftedField, TimeShifted
 from .log_snr import LogSNRSolver, LogSNRTable
 from .dopri5 import Dopri5
 from .runge_kutta import RK4, Euler, ExplicitRK, Heun, Midpoint
@@ -24,4 +27,5 @@ __all__ = [
     "Euler", "Heun", "Midpoint", "RK4", "ExplicitRK", "Dopri5", "EulerMaruyama",
     "LogSNRSolver", "LogSNRTable", "DPMSolverPP", "DPMSolverPP2M", "DPMSolverPP3M", "DPMSolverSinglestep",
     "DPMSolver2", "DPMSolver3", "UniPC", "DEIS",
+    "PredictorCorrector", "TimeShifted", "ShiftedField",
 ]
