@@ -14,6 +14,8 @@ from .deis import DEIS
 from . import predictor_corrector, time_shift  # noqa: F401
 from .predictor_corrector import PredictorCorrector
 from .time_shift import ShiftedField, TimeShifted
+from . import dpm_solver_v3  # noqa: F401
+from .dpm_solver_v3 import EMS, DPMSolverV3, compute_ems
 from .log_snr import LogSNRSolver, LogSNRTable
 from .dopri5 import Dopri5
 from .runge_kutta import RK4, Euler, ExplicitRK, Heun, Midpoint
@@ -27,5 +29,5 @@ __all__ = [
     "Euler", "Heun", "Midpoint", "RK4", "ExplicitRK", "Dopri5", "EulerMaruyama",
     "LogSNRSolver", "LogSNRTable", "DPMSolverPP", "DPMSolverPP2M", "DPMSolverPP3M", "DPMSolverSinglestep",
     "DPMSolver2", "DPMSolver3", "UniPC", "DEIS",
-    "PredictorCorrector", "TimeShifted", "ShiftedField",
+    "PredictorCorrector", "TimeShifted", "ShiftedField", "DPMSolverV3", "EMS", "compute_ems",
 ]
