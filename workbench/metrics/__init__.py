@@ -1,4 +1,7 @@
-"""Metrics: distances between sample sets (and, in later modules, likelihoods and spectra)."""
-from .distances import sliced_wasserstein
+"""Metrics: distances between sample sets, likelihoods, straightness (and, in later modules, spectra)."""
+from .distances import energy_distance, mmd, sliced_wasserstein
+from .likelihood import LikelihoodResult, log_likelihood
+from .straightness import StraightnessResult, curvature, length_ratio, straightness
 
-__all__ = ["sliced_wasserstein"]
+__all__ = ["sliced_wasserstein", "mmd", "energy_distance", "log_likelihood", "LikelihoodResult",
+           "straightness", "StraightnessResult", "curvature", "length_ratio"]
