@@ -91,10 +91,14 @@ class TimeShift(Schedule):
         self._params = {"shift": self.shift}
 
     def _grid(self, steps, interpolant, t_start, t_end):
-        t = torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64)
-        s = 1.0 - t
         k = self.shift
-        return 1.0 - k * s / (1.0 + (k - 1.0) * s)
+
+        def unshift(s: float) -> float:  # inverse of s -> k s / (1 + (k - 1) s)
+            return s / (k - (k - 1.0) * s)
+
+        # uniform in the unshifted noise level between the (unshifted) ends, then shifted once
+        u = torch.linspace(unshift(1.0 - t_start), unshift(1.0 - t_end), steps + 1, dtype=torch.float64)
+        return 1.0 - k * u / (1.0 + (k - 1.0) * u)
 
 
 @register("logit_normal", "lognorm", "u_shaped")

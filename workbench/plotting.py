@@ -1,0 +1,52 @@
+"""Matplotlib figures for results (headless-safe: the Agg backend is used when saving)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+
+def plot_trajectories(result, path: Optional[str] = None, max_paths: int = 300):
+    """Left: particle paths (first two coordinates) coloured by time. Right: final samples vs exact target.
+
+    Args:
+        result: an :class:`~workbench.experiment.ExperimentResult`.
+        path: when given, save a PNG there.
+        max_paths: paths drawn (the rest are omitted for legibility).
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    cfg = result.config
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 5))
+    traj = result.trajectory
+    if traj is not None:
+        tr = traj[:, :max_paths].detach().to(torch.float64).cpu().flatten(2)[..., :2].numpy()
+        for i in range(tr.shape[1]):
+            ax0.plot(tr[:, i, 0], tr[:, i, 1], lw=0.5, alpha=0.35, color="tab:blue")
+        ax0.scatter(tr[0, :, 0], tr[0, :, 1], s=3, color="tab:gray", label=f"t={float(result.times[0]):.2g}")
+        ax0.scatter(tr[-1, :, 0], tr[-1, :, 1], s=3, color="tab:red", label=f"t={float(result.times[-1]):.2g}")
+        ax0.legend(loc="upper right", fontsize=8)
+    ax0.set_title(f"{cfg['interpolant']} · {cfg['solver']} · {cfg['schedule']} · NFE {result.nfe}")
+    ax0.set_aspect("equal", "datalim")
+    s = result.samples.detach().to(torch.float64).cpu().flatten(1)[:, :2].numpy()
+    if result.target is not None:
+        t = result.target.flatten(1)[:, :2].numpy()
+        ax1.scatter(t[:, 0], t[:, 1], s=2, alpha=0.4, color="tab:gray", label="exact samples")
+    ax1.scatter(s[:, 0], s[:, 1], s=2, alpha=0.6, color="tab:red", label="sampler")
+    parts = []
+    if result.error is not None:
+        parts.append(f"mean L2 error vs exact flow {result.error:.3g}")
+    if result.sliced_w2 is not None:
+        parts.append(f"SW2 {result.sliced_w2:.3g}")
+    ax1.set_title("; ".join(parts) or "final samples")
+    ax1.legend(loc="upper right", fontsize=8)
+    ax1.set_aspect("equal", "datalim")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig
