@@ -1,0 +1,329 @@
+r"""2-D incompressible Navier–Stokes on the torus :math:`[0, L)^2` in vorticity form, pseudo-spectral.
+
+.. math::
+    \partial_t\omega + u\cdot\nabla\omega = \nu\Delta\omega - \mu\,\omega + f,\qquad
+    u = (\partial_y\psi,\ -\partial_x\psi),\quad -\Delta\psi = \omega,
+
+with viscosity ν, linear drag μ and the Kolmogorov forcing :math:`f = \nabla\times(A\sin(n y)\,\hat x)
+= -A n\cos(n y)`. The state is kept in Fourier space (``rfft2``); the advection term is computed on the grid
+and projected with the 2/3 rule (modes with :math:`|k_x|` or :math:`|k_y| \ge N/3` are zeroed, in the state and
+in the nonlinear term), so the semi-discrete system conserves energy and enstrophy exactly when ν = μ = f = 0.
+
+Integrators (``integrator=``):
+
+* ``"rk4"``: integrating-factor RK4 (Lawson): the linear part :math:`L = -\nu|k|^2 - \mu` is integrated exactly,
+  :math:`\hat\omega_{n+1} = E\hat\omega_n + \tfrac h6(E a + 2E_{1/2}(b + c) + d)`, :math:`E = e^{Lh}`;
+* ``"cnab2"``: IMEX Crank–Nicolson (viscous) / Adams–Bashforth 2 (advection, forcing):
+  :math:`(1 - \tfrac h2 L)\hat\omega_{n+1} = (1 + \tfrac h2 L)\hat\omega_n + h(\tfrac32 N_n - \tfrac12 N_{n-1})`
+  (first step forward Euler in N).
+
+A CFL number :math:`h\max(|u|,|v|)/\Delta x` above ``max_cfl`` raises :class:`CFLError` (checked at the start
+and at every recorded frame, without a host sync per step); a NaN raises :class:`~workbench.errors.NonFiniteError`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, Optional, Tuple, Union
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, NonFiniteError
+from ..utils import resolve_device, resolve_dtype
+from .grf import gaussian_random_field
+
+INTEGRATORS = ("rk4", "cnab2")
+
+
+class CFLError(ConfigError):
+    """The time step violates the CFL condition (the message gives the CFL number and a safe ``dt``)."""
+
+    def __init__(self, message: str):
+        super().__init__("dt", message)
+
+
+class NavierStokes2D:
+    r"""Pseudo-spectral vorticity solver on an ``n × n`` periodic grid (batched, any device).
+
+    Args:
+        n: grid points per side (≥ 8).
+        nu: viscosity ν ≥ 0.
+        drag: linear drag μ ≥ 0.
+        forcing_amplitude: A of the Kolmogorov forcing :math:`-An\cos(ny)` (0: unforced).
+        forcing_wavenumber: n of the Kolmogorov forcing.
+        dt: time step h > 0.
+        integrator: ``"rk4"`` (integrating-factor RK4) or ``"cnab2"`` (IMEX CN/AB2).
+        dealias: apply the 2/3 rule.
+        max_cfl: largest allowed CFL number.
+        length: side L of the torus (default 2π).
+        device, dtype: where the state lives and its real precision.
+    """
+
+    def __init__(self, n: int = 64, nu: float = 1e-3, drag: float = 0.0, forcing_amplitude: float = 0.0,
+                 forcing_wavenumber: int = 4, dt: float = 1e-2, integrator: str = "rk4", dealias: bool = True,
+                 max_cfl: float = 1.0, length: float = 2 * math.pi, device: Union[str, torch.device] = "cpu",
+                 dtype: Union[str, torch.dtype] = "float64"):
+        if int(n) < 8:
+            raise ConfigError("n", f"must be >= 8, got {n}")
+        for name, val, strict in (("nu", nu, False), ("drag", drag, False), ("dt", dt, True),
+                                  ("max_cfl", max_cfl, True), ("length", length, True)):
+            v = float(val)
+            if not math.isfinite(v) or v < 0 or (strict and v == 0):
+                raise ConfigError(name, f"must be a finite number {'>' if strict else '>='} 0, got {val!r}")
+        if integrator not in INTEGRATORS:
+            raise ConfigError("integrator", f"got {integrator!r}; allowed values are: {', '.join(INTEGRATORS)}")
+        if not math.isfinite(float(forcing_amplitude)):
+            raise ConfigError("forcing_amplitude", f"must be finite, got {forcing_amplitude!r}")
+        self.n, self.nu, self.drag, self.dt = int(n), float(nu), float(drag), float(dt)
+        self.forcing_amplitude, self.forcing_wavenumber = float(forcing_amplitude), int(forcing_wavenumber)
+        self.integrator, self.dealias, self.max_cfl, self.length = integrator, bool(dealias), float(max_cfl), float(length)
+        self.device, self.dtype = resolve_device(device), resolve_dtype(dtype)
+        n, dev, rdt = self.n, self.device, self.dtype
+        scale = 2 * math.pi / self.length
+        self.ky = torch.fft.fftfreq(n, d=1.0 / n, device=dev, dtype=rdt)[:, None] * scale
+        self.kx = torch.fft.rfftfreq(n, d=1.0 / n, device=dev, dtype=rdt)[None, :] * scale
+        k2 = self.kx ** 2 + self.ky ** 2
+        self.k2 = k2
+        self.inv_k2 = torch.where(k2 > 0, 1.0 / k2.clamp_min(1e-30), torch.zeros_like(k2))
+        iky = torch.fft.fftfreq(n, d=1.0 / n, device=dev, dtype=rdt)[:, None].abs()
+        ikx = torch.fft.rfftfreq(n, d=1.0 / n, device=dev, dtype=rdt)[None, :]
+        self.mask = ((iky < n / 3.0) & (ikx < n / 3.0)).to(rdt) if self.dealias else torch.ones_like(k2)
+        self.lin = -self.nu * k2 - self.drag
+        h = self.dt
+        self.e1 = torch.exp(self.lin * h)
+        self.e2 = torch.exp(self.lin * h / 2)
+        y = torch.arange(n, device=dev, dtype=rdt) * (self.length / n)
+        f = -self.forcing_amplitude * self.forcing_wavenumber * torch.cos(self.forcing_wavenumber * scale * y)
+        self.forcing_grid = f[:, None].expand(n, n).contiguous()
+        self.forcing_hat = torch.fft.rfft2(self.forcing_grid) * self.mask
+        self.dx = self.length / n
+
+    def params(self) -> Dict[str, Any]:
+        """The generating parameters (for caches and reports)."""
+        return {"n": self.n, "nu": self.nu, "drag": self.drag, "forcing_amplitude": self.forcing_amplitude,
+                "forcing_wavenumber": self.forcing_wavenumber, "dt": self.dt, "integrator": self.integrator,
+                "dealias": self.dealias, "length": self.length}
+
+    # ---- transforms -----------------------------------------------------------------------------
+    def to_hat(self, w: torch.Tensor) -> torch.Tensor:
+        """Grid vorticity ``(B, n, n)`` → dealiased Fourier state."""
+        return torch.fft.rfft2(w.to(device=self.device, dtype=self.dtype)) * self.mask
+
+    def to_grid(self, w_hat: torch.Tensor) -> torch.Tensor:
+        """Fourier state → grid vorticity ``(B, n, n)``."""
+        return torch.fft.irfft2(w_hat, s=(self.n, self.n))
+
+    def velocity(self, w_hat: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        r"""Grid velocity :math:`(u, v) = (\partial_y\psi, -\partial_x\psi)`, :math:`\hat\psi = \hat\omega/|k|^2`."""
+        psi = w_hat * self.inv_k2
+        u = torch.fft.irfft2(1j * self.ky * psi, s=(self.n, self.n))
+        v = torch.fft.irfft2(-1j * self.kx * psi, s=(self.n, self.n))
+        return u, v
+
+    def nonlinear(self, w_hat: torch.Tensor) -> torch.Tensor:
+        r""":math:`\hat N = -P_{2/3}\,\widehat{u\cdot\nabla\omega} + \hat f`."""
+        u, v = self.velocity(w_hat)
+        wx = torch.fft.irfft2(1j * self.kx * w_hat, s=(self.n, self.n))
+        wy = torch.fft.irfft2(1j * self.ky * w_hat, s=(self.n, self.n))
+        return -torch.fft.rfft2(u * wx + v * wy) * self.mask + self.forcing_hat
+
+    def cfl(self, w_hat: torch.Tensor) -> torch.Tensor:
+        """CFL number :math:`h\\max(|u|, |v|)/\\Delta x` (0-dim tensor, over the whole batch)."""
+        u, v = self.velocity(w_hat)
+        return torch.maximum(u.abs().amax(), v.abs().amax()) * (self.dt / self.dx)
+
+    def check_cfl(self, w_hat: torch.Tensor, t: float) -> None:
+        """Raise :class:`CFLError` (or :class:`NonFiniteError`) when the state at time ``t`` is unsafe."""
+        c = float(self.cfl(w_hat))
+        if not math.isfinite(c):
+            raise NonFiniteError(f"vorticity: NaN/Inf at t={t:.4g}; the run blew up (dt={self.dt:g} too large?)")
+        if c > self.max_cfl:
+            safe = self.dt * self.max_cfl / c
+            raise CFLError(f"CFL number {c:.3g} exceeds max_cfl={self.max_cfl:g} at t={t:.4g} "
+                           f"(max velocity {c * self.dx / self.dt:.3g}, dx={self.dx:.3g}); use dt <= {safe:.3g}")
+
+    # ---- time stepping --------------------------------------------------------------------------
+    def step(self, w_hat: torch.Tensor, state: Dict[str, Any]) -> torch.Tensor:
+        """One time step of the chosen integrator (``state`` holds multistep history for CN/AB2)."""
+        h = self.dt
+        if self.integrator == "rk4":
+            e1, e2 = self.e1, self.e2
+            a = h * self.nonlinear(w_hat)
+            b = h * self.nonlinear(e2 * (w_hat + 0.5 * a))
+            c = h * self.nonlinear(e2 * w_hat + 0.5 * b)
+            d = h * self.nonlinear(e1 * w_hat + e2 * c)
+            return e1 * w_hat + (e1 * a + 2.0 * e2 * (b + c) + d) / 6.0
+        nl = self.nonlinear(w_hat)
+        prev = state.get("prev_nl")
+        expl = nl if prev is None else 1.5 * nl - 0.5 * prev
+        state["prev_nl"] = nl
+        half = 0.5 * h * self.lin
+        return ((1.0 + half) * w_hat + h * expl) / (1.0 - half)
+
+    def simulate(self, w0: torch.Tensor, steps: int, record_every: int = 1, progress: bool = False,
+                 desc: str = "navier-stokes") -> torch.Tensor:
+        r"""Integrate ``steps`` steps from grid vorticity ``w0`` ``(B, n, n)``.
+
+        Returns:
+            ``(B, T, n, n)`` grid vorticity at steps ``0, r, 2r, …`` (``T = steps // r + 1``), in ``self.dtype``.
+        """
+        if w0.dim() != 3 or w0.shape[-1] != self.n or w0.shape[-2] != self.n:
+            raise ConfigError("w0", f"must have shape (B, {self.n}, {self.n}), got {tuple(w0.shape)}")
+        if int(steps) < 0 or int(record_every) < 1:
+            raise ConfigError("record_every", f"need steps >= 0 and record_every >= 1, got {steps}, {record_every}")
+        w_hat = self.to_hat(w0)
+        self.check_cfl(w_hat, 0.0)
+        frames = [self.to_grid(w_hat)]
+        state: Dict[str, Any] = {}
+        it = range(1, int(steps) + 1)
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, desc=desc, leave=False)
+        for i in it:
+            w_hat = self.step(w_hat, state)
+            if i % record_every == 0:
+                self.check_cfl(w_hat, i * self.dt)
+                frames.append(self.to_grid(w_hat))
+        return torch.stack(frames, 1)
+
+    # ---- diagnostics ----------------------------------------------------------------------------
+    def energy(self, w: torch.Tensor) -> torch.Tensor:
+        r"""Kinetic energy :math:`\tfrac12\langle|u|^2\rangle` per field (grid vorticity ``(..., n, n)``)."""
+        u, v = self.velocity(torch.fft.rfft2(w.to(self.dtype)))
+        return 0.5 * (u ** 2 + v ** 2).mean((-1, -2))
+
+    @staticmethod
+    def enstrophy(w: torch.Tensor) -> torch.Tensor:
+        r"""Enstrophy :math:`\tfrac12\langle\omega^2\rangle` per field."""
+        return 0.5 * (w ** 2).mean((-1, -2))
+
+
+def taylor_green(n: int, t: float = 0.0, nu: float = 0.0, amplitude: float = 1.0, k: int = 1,
+                 device: Union[str, torch.device] = "cpu", dtype: Union[str, torch.dtype] = "float64") -> torch.Tensor:
+    r"""Taylor–Green vorticity :math:`\omega = 2kA\sin(kx)\sin(ky)\,e^{-2\nu k^2 t}` (exact NS solution, L = 2π).
+
+    Its stream function is :math:`\psi = \omega/(2k^2)`, so :math:`u\cdot\nabla\omega = J(\psi, \omega) = 0` and only
+    viscosity acts. Returns ``(1, n, n)``.
+    """
+    dev, dt = resolve_device(device), resolve_dtype(dtype)
+    x = torch.arange(n, device=dev, dtype=dt) * (2 * math.pi / n)
+    w = 2 * k * amplitude * torch.sin(k * x)[None, :] * torch.sin(k * x)[:, None] * math.exp(-2 * nu * k * k * t)
+    return w[None]
+
+
+# ---- data sets ------------------------------------------------------------------------------------
+@dataclass
+class NSDataConfig:
+    """Generating parameters of a Navier–Stokes trajectory set (all of them go into the cache key).
+
+    ``frame_dt`` is the time between recorded frames (a multiple of ``dt``), ``warmup`` the simulated time
+    discarded before the first frame. The initial vorticity is a Matérn GRF (``init_nu``, ``init_length_scale``)
+    with pointwise std ``init_std``.
+    """
+
+    n_traj: int = 16
+    n: int = 64
+    nu: float = 2e-3
+    drag: float = 0.1
+    forcing_amplitude: float = 1.0
+    forcing_wavenumber: int = 4
+    dt: float = 0.01
+    integrator: str = "rk4"
+    frames: int = 100
+    frame_dt: float = 0.2
+    warmup: float = 10.0
+    init_std: float = 3.0
+    init_nu: float = 2.0
+    init_length_scale: float = 0.5
+    seed: int = 0
+    dtype: str = "float64"
+
+    def steps_per_frame(self) -> int:
+        """``frame_dt / dt`` as an integer (error when not a multiple)."""
+        r = self.frame_dt / self.dt
+        if abs(r - round(r)) > 1e-9 or round(r) < 1:
+            raise ConfigError("frame_dt", f"must be a positive multiple of dt={self.dt}, got {self.frame_dt}")
+        return int(round(r))
+
+
+def kolmogorov_config(**overrides: Any) -> NSDataConfig:
+    """The default Kolmogorov-flow setting (forcing sin(4y), drag 0.1, ν = 2e-3) with ``overrides``."""
+    cfg = NSDataConfig()
+    return _replace(cfg, overrides)
+
+
+def decaying_config(**overrides: Any) -> NSDataConfig:
+    """Decaying turbulence: no forcing, no drag, random initial field, ν = 1e-3, no warm-up."""
+    cfg = NSDataConfig(nu=1e-3, drag=0.0, forcing_amplitude=0.0, warmup=0.0, init_std=5.0, init_length_scale=0.3)
+    return _replace(cfg, overrides)
+
+
+def _replace(cfg: NSDataConfig, overrides: Dict[str, Any]) -> NSDataConfig:
+    valid = set(asdict(cfg))
+    bad = sorted(set(overrides) - valid)
+    if bad:
+        raise ConfigError(bad[0], f"unknown data parameter; valid ones are: {', '.join(sorted(valid))}")
+    for k, v in overrides.items():
+        setattr(cfg, k, type(getattr(cfg, k))(v))
+    return cfg
+
+
+def generate_trajectories(cfg: NSDataConfig, device: Union[str, torch.device] = "cpu",
+                          progress: bool = True) -> Dict[str, torch.Tensor]:
+    """Simulate ``cfg.n_traj`` trajectories; returns ``{"vorticity": (B, T, n, n), "times": (T,)}`` on the CPU."""
+    solver = NavierStokes2D(n=cfg.n, nu=cfg.nu, drag=cfg.drag, forcing_amplitude=cfg.forcing_amplitude,
+                            forcing_wavenumber=cfg.forcing_wavenumber, dt=cfg.dt, integrator=cfg.integrator,
+                            device=device, dtype=cfg.dtype)
+    g = torch.Generator().manual_seed(int(cfg.seed))
+    w0 = gaussian_random_field(cfg.n_traj, cfg.n, "matern", nu=cfg.init_nu, length_scale=cfg.init_length_scale,
+                               std=cfg.init_std, generator=g, device=device, dtype=cfg.dtype)
+    r = cfg.steps_per_frame()
+    warm = int(round(cfg.warmup / cfg.dt))
+    if warm > 0:
+        w0 = solver.simulate(w0, warm, record_every=warm, progress=progress, desc="warm-up")[:, -1]
+    traj = solver.simulate(w0, (cfg.frames - 1) * r, record_every=r, progress=progress, desc="trajectories")
+    times = cfg.warmup + torch.arange(cfg.frames, dtype=torch.float64) * cfg.frame_dt
+    return {"vorticity": traj.cpu(), "times": times}
+
+
+def _params_json(cfg: NSDataConfig) -> str:
+    return json.dumps(asdict(cfg), sort_keys=True)
+
+
+def cache_path(cfg: NSDataConfig, directory: str = os.path.join("data", "cache")) -> str:
+    """Default cache file for ``cfg``: ``data/cache/ns_<hash>.npz`` (hash of the generating parameters)."""
+    h = hashlib.sha1(_params_json(cfg).encode()).hexdigest()[:12]
+    return os.path.join(directory, f"ns_{h}.npz")
+
+
+def load_or_generate(cfg: NSDataConfig, path: Optional[str] = None, device: Union[str, torch.device] = "cpu",
+                     progress: bool = True) -> Dict[str, torch.Tensor]:
+    """Load trajectories from the ``.npz`` cache at ``path``, or generate and save them there.
+
+    The file stores the arrays and the generating parameters (JSON). A cache whose parameters differ from
+    ``cfg`` is refused with a :class:`ConfigError` naming the differing fields (it is never silently reused
+    nor overwritten).
+    """
+    path = path or cache_path(cfg)
+    want = json.loads(_params_json(cfg))
+    if os.path.exists(path):
+        with np.load(path, allow_pickle=False) as z:
+            have = json.loads(str(z["params"]))
+            if have != want:
+                diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+                shown = ", ".join(f"{k} (file {have.get(k)!r}, requested {want.get(k)!r})" for k in diff)
+                raise ConfigError("cache", f"{path} was generated with different parameters: {shown}; "
+                                  "delete it or choose another path")
+            return {"vorticity": torch.from_numpy(z["vorticity"]), "times": torch.from_numpy(z["times"])}
+    out = generate_trajectories(cfg, device=device, progress=progress)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp.npz"
+    np.savez_compressed(tmp, vorticity=out["vorticity"].numpy(), times=out["times"].numpy(),
+                        params=np.array(_params_json(cfg)))
+    os.replace(tmp, path)
+    return out
