@@ -193,11 +193,14 @@ class DPMSolverSinglestep(LogSNRSolver):
         k = self.order
         rs = {1: [], 2: [0.5], 3: [1.0 / 3.0, 2.0 / 3.0]}[k]
         steps = []
+        inner = [i for i in range(len(ts) - 1) if k > 1 and tab.finite(i) and tab.finite(i + 1)]
+        lam_all = torch.tensor([tab.lam[i] + r * (tab.lam[i + 1] - tab.lam[i]) for i in inner for r in rs],
+                               dtype=torch.float64)
+        t_all = I.t_from_log_snr(lam_all, ts[0], ts[-1]).tolist() if inner else []
+        stage_t = {i: t_all[j * (k - 1):(j + 1) * (k - 1)] for j, i in enumerate(inner)}
         for i in range(len(ts) - 1):
-            if math.isfinite(tab.lam[i]) and math.isfinite(tab.lam[i + 1]) and k > 1:
-                h = tab.lam[i + 1] - tab.lam[i]
-                lams = torch.tensor([tab.lam[i] + r * h for r in rs], dtype=torch.float64)
-                tm = I.t_from_log_snr(lams, ts[i], ts[i + 1]).tolist()
+            if i in stage_t:
+                tm = stage_t[i]
                 sub = LogSNRTable.build(I, [ts[i], *tm, ts[i + 1]])
                 # rebuild exact λ at the stage points from their times (consistent with the model's time)
                 stages = []
