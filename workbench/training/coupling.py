@@ -80,7 +80,7 @@ class MinibatchOT(Coupling):
         if self.method == "emd":
             plan = ot.emd(w, w, C)
         else:
-            plan = ot.sinkhorn(w, w, C / max(C.mean(), 1e-12), self.reg)
+            plan = ot.sinkhorn(w, w, C / max(C.mean(), 1e-12), self.reg, method="sinkhorn_log", numItermax=5000)
         plan_t = torch.as_tensor(plan, dtype=torch.float64).T.clamp_min(0)   # rows: x1, columns: x0
         if self.method == "emd":
             return plan_t.argmax(dim=1)
