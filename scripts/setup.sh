@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 PIP=".venv/bin/python -m pip"
-$PIP install -q torch==2.13.0 2>&1 | grep -v "is ignored" || true
+$PIP install -q torch==2.13.0 numpy 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -c "import torch" || { echo "setup: torch failed to install" >&2; exit 1; }
 $PIP install -q -e ".[dev]" 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -c "import workbench, panel, papermill, nbval, dask.distributed" || { echo "setup: package install failed" >&2; exit 1; }
