@@ -90,7 +90,7 @@ def reflow(predictor: Predictor, config: Union[TrainConfig, Dict[str, Any]], n_p
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(dict(config))
     cfg = replace(cfg, coupling="independent", coupling_params={})
     x0, x1 = generate_pairs(predictor, n_pairs, solver, nfe, torch.Generator().manual_seed(seed), device=cfg.device)
-    new = Predictor(copy.deepcopy(predictor.network), predictor.interpolant, predictor.prediction, predictor.architecture)
+    new = Predictor(copy.deepcopy(predictor.network).requires_grad_(True), predictor.interpolant, predictor.prediction, predictor.architecture)
     trainer = Trainer(new, PairedData(x0, x1), cfg).train()
     rectified = trainer.ema_predictor()
     shape = tuple(predictor.network.shape)

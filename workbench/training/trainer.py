@@ -255,7 +255,7 @@ class Trainer:
     def ema_predictor(self) -> Predictor:
         """A :class:`Predictor` over the EMA weights (the raw network when EMA is off)."""
         net = self.ema if self.ema is not None else self.predictor.network
-        return Predictor(copy.deepcopy(net).eval(), self.predictor.interpolant, self.predictor.prediction,
+        return Predictor(copy.deepcopy(net).requires_grad_(True).eval(), self.predictor.interpolant, self.predictor.prediction,
                          self.predictor.architecture)
 
     def summary(self) -> Dict[str, Any]:
