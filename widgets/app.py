@@ -1,0 +1,388 @@
+"""The Panel dashboard: controls built from the registries, live particle/path, spectrum and error-vs-NFE views.
+
+Serve it with ``workbench serve`` or ``panel serve widgets/app.py``; in Python, ``create_app()`` returns the
+layout. One :class:`Dashboard` per browser session (Panel runs this module once per session), holding its own
+runs, periodic callback and history, so two tabs never see each other's runs. Sampling runs in
+:class:`~widgets.live.LiveRun` threads; a 50 ms periodic callback copies the newest frame into Bokeh
+``ColumnDataSource`` s (direct CDS updates: about twice the redraw rate of a HoloViews ``Pipe`` on 2 cores) and
+is stopped when the session is destroyed.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from typing import Any, Dict, List, Optional
+from urllib.parse import urlencode
+
+import numpy as np
+import panel as pn
+from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.plotting import figure
+
+from widgets.live import LiveRun, format_status
+from widgets.state import (EPS_RANGE, FAMILIES, NFE_RANGE, PARTICLES_RANGE, SEED_RANGE, DashboardConfig, ParamSpec,
+                           build_experiment, config_to_query, convert_param, param_specs, parse_query, solver_traits)
+from workbench.errors import ConfigError
+
+COLORS = {"a": "#d62728", "b": "#1f77b4"}
+#: ms between redraw checks (upper bound on the redraw rate: 20 frames/s).
+PERIOD_MS = 50
+#: seconds a control must be quiet before a new run starts (the running one is cancelled at once).
+DEBOUNCE_S = 0.2
+
+
+def _param_widget(spec: ParamSpec, value: Any, family: str):
+    name = f"{family}.{spec.name}"
+    css = [f"p-{family}-{spec.name}"]
+    if spec.kind == "bool":
+        return pn.widgets.Checkbox(name=name, value=bool(value), css_classes=css)
+    if spec.kind == "int":
+        return pn.widgets.IntInput(name=name, value=int(value), css_classes=css, width=140)
+    if spec.kind == "float":
+        return pn.widgets.FloatInput(name=name, value=float(value), css_classes=css, width=140)
+    text = "" if value is None else (value if spec.kind == "str" else json.dumps(value))
+    return pn.widgets.TextInput(name=name, value=str(text), css_classes=css, width=200)
+
+
+class Dashboard:
+    """One session's dashboard.
+
+    Args:
+        query: URL query parameters (validated by :func:`~widgets.state.parse_query`); default: the session's.
+        periodic: start the periodic redraw callback (False in unit tests, which call :meth:`tick`).
+        autostart: start a run for the initial configuration.
+        debounce: seconds of quiet before a changed configuration runs.
+    """
+
+    def __init__(self, query: Optional[Dict[str, Any]] = None, periodic: bool = True, autostart: bool = True,
+                 debounce: float = DEBOUNCE_S):
+        cfg, self.url_messages = parse_query(query)
+        self.debounce = debounce
+        self.runs: Dict[str, Optional[LiveRun]] = {"a": None, "b": None}
+        self.run_messages: Dict[str, Optional[str]] = {"a": None, "b": None}
+        self._seen: Dict[str, int] = {"a": -1, "b": -1}
+        self._recorded: Dict[str, bool] = {"a": True, "b": True}
+        self._pending: Optional[float] = None
+        self._building = True
+        self.history: List[Dict[str, Any]] = []
+        self.redraws = 0
+        self._make_controls(cfg)
+        self._make_views()
+        self.layout = self._make_layout()
+        self._building = False
+        self.config = cfg
+        self._callback = None
+        if periodic:
+            self._callback = pn.state.add_periodic_callback(self.tick, period=PERIOD_MS)
+            try:
+                pn.state.on_session_destroyed(self.close)
+            except Exception:  # not in a server session
+                pass
+        self._refresh_alert()
+        if autostart:
+            self._pending = time.monotonic()
+
+    # ---------------------------------------------------------------------------------------------- controls
+    def _make_controls(self, cfg: DashboardConfig) -> None:
+        w = pn.widgets
+        self.w = {
+            "data": w.Select(name="data / model", options=FAMILIES["data"].names(), value=cfg.data, css_classes=["w-data"]),
+            "interpolant": w.Select(name="interpolant", options=FAMILIES["interpolant"].names(), value=cfg.interpolant,
+                                    css_classes=["w-interpolant"]),
+            "schedule": w.Select(name="schedule", options=FAMILIES["schedule"].names(), value=cfg.schedule,
+                                 css_classes=["w-schedule"]),
+            "solver": w.Select(name="solver", options=FAMILIES["solver"].names(), value=cfg.solver, css_classes=["w-solver"]),
+            "nfe": w.EditableIntSlider(name="NFE", start=NFE_RANGE[0], end=NFE_RANGE[1], fixed_start=NFE_RANGE[0],
+                                       fixed_end=NFE_RANGE[1], value=cfg.nfe, css_classes=["w-nfe"]),
+            "eps": w.FloatSlider(name="ε (SDE solvers)", start=EPS_RANGE[0], end=5.0, step=0.05, value=min(cfg.eps, 5.0),
+                                 css_classes=["w-eps"]),
+            "seed": w.IntInput(name="seed", start=SEED_RANGE[0], end=SEED_RANGE[1], value=cfg.seed, css_classes=["w-seed"]),
+            "particles": w.IntInput(name="particles", start=PARTICLES_RANGE[0], end=PARTICLES_RANGE[1],
+                                    value=cfg.particles, step=100, css_classes=["w-particles"]),
+            "compare": w.Checkbox(name="side-by-side: compare with B (same noise)", value=cfg.compare,
+                                  css_classes=["w-compare"]),
+            "solver_b": w.Select(name="solver B", options=FAMILIES["solver"].names(), value=cfg.solver_b,
+                                 css_classes=["w-solver-b"]),
+            "schedule_b": w.Select(name="schedule B", options=FAMILIES["schedule"].names(), value=cfg.schedule_b,
+                                   css_classes=["w-schedule-b"]),
+            "nfe_b": w.EditableIntSlider(name="NFE B", start=NFE_RANGE[0], end=NFE_RANGE[1], fixed_start=NFE_RANGE[0],
+                                         fixed_end=NFE_RANGE[1], value=cfg.nfe_b, css_classes=["w-nfe-b"]),
+        }
+        self.param_boxes = {fam: pn.Column(margin=(0, 0, 0, 15)) for fam in FAMILIES}
+        self.param_widgets: Dict[str, Dict[str, Any]] = {fam: {} for fam in FAMILIES}
+        for fam in FAMILIES:
+            self._build_params(fam, getattr(cfg, f"{fam}_params"))
+        self.traits = pn.pane.Markdown(solver_traits(cfg.solver), css_classes=["solver-traits"], margin=(0, 10))
+        self.b_box = pn.Column(self.w["solver_b"], self.w["schedule_b"], self.w["nfe_b"], visible=cfg.compare)
+        self.run_button = w.Button(name="Run", button_type="primary", css_classes=["w-run"], width=90)
+        self.stop_button = w.Button(name="Stop", button_type="warning", css_classes=["w-stop"], width=90)
+        self.run_button.on_click(lambda e: self.request_run(0.0))
+        self.stop_button.on_click(lambda e: self.cancel())
+        self.png_download = w.FileDownload(callback=self.export_png, filename="workbench.png", label="Export PNG",
+                                           embed=False, button_type="light", css_classes=["w-png"])
+        self.json_download = w.FileDownload(callback=self.export_json, filename="workbench-config.json",
+                                            label="Export config JSON", embed=False, button_type="light",
+                                            css_classes=["w-json"])
+        self.share = pn.pane.Markdown("", css_classes=["share-link"])
+        for key, widget in self.w.items():
+            widget.param.watch(self._on_control, "value")
+        self._update_enabled()
+
+    def _build_params(self, fam: str, values: Dict[str, Any]) -> None:
+        name = self.w[fam].value
+        widgets = {}
+        for spec in param_specs(fam, name):
+            pw = _param_widget(spec, values.get(spec.name, spec.default), fam)
+            pw.param.watch(self._on_control, "value")
+            widgets[spec.name] = pw
+        self.param_widgets[fam] = widgets
+        self.param_boxes[fam].objects = list(widgets.values())
+
+    def _update_enabled(self) -> None:
+        from workbench.solvers import SOLVERS
+
+        self.w["eps"].disabled = not SOLVERS.cls(self.w["solver"].value).stochastic
+        self.b_box.visible = bool(self.w["compare"].value)
+
+    def read_config(self) -> DashboardConfig:
+        """The configuration the controls show; bad parameter values raise :class:`ConfigError`."""
+        params = {}
+        for fam in FAMILIES:
+            specs = {s.name: s for s in param_specs(fam, self.w[fam].value)}
+            out = {}
+            for pname, pw in self.param_widgets[fam].items():
+                spec = specs.get(pname)
+                if spec is None:
+                    continue
+                v = convert_param(spec, pw.value, f"{fam}.{pname}")
+                if v != spec.default:
+                    out[pname] = v
+            params[f"{fam}_params"] = out
+        w = self.w
+        return DashboardConfig(data=w["data"].value, interpolant=w["interpolant"].value, schedule=w["schedule"].value,
+                               solver=w["solver"].value, nfe=int(w["nfe"].value), eps=float(w["eps"].value),
+                               seed=int(w["seed"].value or 0), particles=int(w["particles"].value or 1),
+                               compare=bool(w["compare"].value), solver_b=w["solver_b"].value,
+                               schedule_b=w["schedule_b"].value, nfe_b=int(w["nfe_b"].value), **params)
+
+    def _on_control(self, event) -> None:
+        if self._building:
+            return
+        if event.obj in (self.w["data"], self.w["interpolant"], self.w["schedule"], self.w["solver"]):
+            fam = next(k for k in FAMILIES if self.w[k] is event.obj)
+            self._building = True
+            try:
+                self._build_params(fam, {})
+            finally:
+                self._building = False
+            if fam == "solver":
+                self.traits.object = solver_traits(event.new)
+        self._update_enabled()
+        self.url_messages = []
+        self.cancel()
+        self.request_run(self.debounce)
+
+    # ---------------------------------------------------------------------------------------------- views
+    def _particle_figure(self, side: str):
+        fig = figure(width=440, height=420, match_aspect=True, tools="pan,wheel_zoom,box_zoom,reset,save",
+                     title=f"{side.upper()}: particles and paths", x_range=(-4, 4), y_range=(-4, 4))
+        fig.scatter("x", "y", source=self.target_src, size=2, color="#bbbbbb", alpha=0.5, legend_label="exact target")
+        fig.multi_line("xs", "ys", source=self.path_src[side], color=COLORS[side], alpha=0.35, line_width=1)
+        fig.scatter("x", "y", source=self.point_src[side], size=2.5, color=COLORS[side], alpha=0.6,
+                    legend_label="particles")
+        fig.legend.location = "top_left"
+        fig.legend.label_text_font_size = "8pt"
+        fig.toolbar.logo = None
+        return fig
+
+    def _make_views(self) -> None:
+        empty_pts = {"x": np.zeros(0), "y": np.zeros(0)}
+        self.target_src = ColumnDataSource(dict(empty_pts))
+        self.point_src = {s: ColumnDataSource(dict(empty_pts), name=f"points_{s}") for s in "ab"}
+        self.path_src = {s: ColumnDataSource({"xs": [], "ys": []}) for s in "ab"}
+        self.spec_src = {s: ColumnDataSource({"k": [], "E": []}) for s in ("a", "b", "target")}
+        self.hist_src = ColumnDataSource({"nfe": [], "value": [], "label": [], "color": [], "metric": []})
+        self.fig = {s: self._particle_figure(s) for s in "ab"}
+        sf = figure(width=440, height=300, x_axis_type="log", y_axis_type="log", tools="pan,wheel_zoom,reset,save",
+                    title="energy spectrum of the density (radial shells)", x_axis_label="k", y_axis_label="E(k)")
+        sf.line("k", "E", source=self.spec_src["target"], color="#777777", line_dash="dashed", legend_label="exact")
+        for s in "ab":
+            sf.line("k", "E", source=self.spec_src[s], color=COLORS[s], line_width=2, legend_label=s.upper())
+        sf.legend.location = "bottom_left"
+        sf.toolbar.logo = None
+        self.spec_fig = sf
+        ef = figure(width=440, height=300, x_axis_type="log", y_axis_type="log", tools="pan,wheel_zoom,reset,save",
+                    title="error vs NFE (this session's runs)", x_axis_label="NFE used",
+                    y_axis_label="mean L2 error vs exact flow (SW2 for SDEs)")
+        ef.scatter("nfe", "value", source=self.hist_src, color="color", size=8, alpha=0.8)
+        ef.add_tools(HoverTool(tooltips=[("run", "@label"), ("NFE", "@nfe"), ("@metric", "@value")]))
+        ef.toolbar.logo = None
+        self.err_fig = ef
+        self.status = {s: pn.pane.Markdown("", css_classes=[f"status-{s}"], margin=(0, 10)) for s in "ab"}
+        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["error-msg"])
+        self.pane = {s: pn.pane.Bokeh(self.fig[s]) for s in "ab"}
+
+    def _make_layout(self):
+        w = self.w
+        side = pn.Column(
+            pn.pane.Markdown("## Interpolant Workbench"),
+            w["data"], self.param_boxes["data"], w["interpolant"], self.param_boxes["interpolant"],
+            w["schedule"], self.param_boxes["schedule"], w["solver"], self.traits, self.param_boxes["solver"],
+            w["nfe"], w["eps"], w["seed"], w["particles"], w["compare"], self.b_box,
+            pn.Row(self.run_button, self.stop_button), self.png_download, self.json_download, self.share,
+            width=330,
+        )
+        self.b_column = pn.Column(self.status["b"], self.pane["b"], visible=bool(w["compare"].value))
+        main = pn.Column(
+            self.alert,
+            pn.Row(pn.Column(self.status["a"], self.pane["a"]), self.b_column),
+            pn.Row(pn.pane.Bokeh(self.spec_fig), pn.pane.Bokeh(self.err_fig)),
+        )
+        return pn.Row(side, main)
+
+    # ---------------------------------------------------------------------------------------------- running
+    def request_run(self, delay: float = 0.0) -> None:
+        """Start a run for the current controls after ``delay`` seconds of quiet (checked by :meth:`tick`)."""
+        self._pending = time.monotonic() + delay
+
+    def cancel(self) -> None:
+        """Cancel every running sample of this session (returns at once)."""
+        for run in self.runs.values():
+            if run is not None:
+                run.cancel()
+
+    def start_runs(self) -> None:
+        """Validate the controls and start one run per side (readable messages for bad combinations)."""
+        self.cancel()
+        self.run_messages = {"a": None, "b": None}
+        try:
+            cfg = self.read_config()
+        except ConfigError as exc:
+            self.run_messages["a"] = str(exc)
+            self.runs = {"a": None, "b": None}
+            self._refresh_alert()
+            return
+        self.config = cfg
+        self._sync_url(cfg)
+        sides = ["a", "b"] if cfg.compare else ["a"]
+        self.b_column.visible = cfg.compare
+        new: Dict[str, Optional[LiveRun]] = {"a": None, "b": None}
+        for s in sides:
+            exp, msg = build_experiment(cfg, s)
+            self.run_messages[s] = msg
+            if exp is not None:
+                new[s] = LiveRun(exp, label=s.upper()).start()
+                self._recorded[s] = False
+                self._seen[s] = -1
+        self.runs = new
+        self._refresh_alert()
+
+    def _sync_url(self, cfg: DashboardConfig) -> None:
+        query = urlencode(config_to_query(cfg))
+        self.share.object = f"[link to this configuration](?{query})"
+        loc = pn.state.location
+        if loc is not None:
+            try:
+                loc.search = "?" + query
+            except Exception:  # not in a browser session
+                pass
+
+    def _refresh_alert(self) -> None:
+        msgs = list(self.url_messages) + [m for m in self.run_messages.values() if m]
+        self.alert.object = "\n\n".join(f"⚠ {m}" for m in msgs)
+        self.alert.visible = bool(msgs)
+
+    def tick(self) -> None:
+        """The periodic callback: start a pending run, then copy the newest frames into the plots."""
+        if self._pending is not None and time.monotonic() >= self._pending:
+            self._pending = None
+            self.start_runs()
+        for s in "ab":
+            run = self.runs.get(s)
+            if run is None:
+                continue
+            version, frame = run.latest()
+            if version == self._seen[s]:
+                continue
+            self._seen[s] = version
+            self.draw(s, run, frame)
+
+    def draw(self, side: str, run: LiveRun, frame: Dict[str, Any]) -> None:
+        """Push one frame of ``side`` into its sources (runs on the server's event loop; cheap)."""
+        xy = frame.get("xy")
+        if xy is not None:
+            self.point_src[side].data = {"x": xy[:, 0], "y": xy[:, 1]}
+            paths = frame["paths"]
+            self.path_src[side].data = {"xs": list(paths[:, :, 0].T), "ys": list(paths[:, :, 1].T)}
+            k, e = frame["spectrum"]
+            self.spec_src[side].data = {"k": k, "E": e}
+            self.redraws += 1
+        if "target_xy" in frame and frame["target_xy"] is not getattr(self, "_target_shown", None):
+            self._target_shown = frame["target_xy"]
+            t = frame["target_xy"]
+            self.target_src.data = {"x": t[:, 0], "y": t[:, 1]} if t is not None else {"x": [], "y": []}
+            if frame.get("target_spectrum") is not None:
+                k, e = frame["target_spectrum"]
+                self.spec_src["target"].data = {"k": k, "E": e}
+            box = frame.get("box", 4.0)
+            for f in self.fig.values():
+                f.x_range.start, f.x_range.end, f.y_range.start, f.y_range.end = -box, box, -box, box
+        cfg = self.config.panel(side)
+        self.status[side].object = format_status(frame, side.upper(), cfg.solver, cfg.schedule)
+        if frame.get("state") == "failed" and frame.get("message"):
+            self.run_messages[side] = frame["message"]
+            self._refresh_alert()
+        if frame.get("state") == "done" and not self._recorded[side]:
+            self._recorded[side] = True
+            value, metric = (frame["error"], "error") if frame.get("error") is not None else (frame.get("sw2"), "SW2")
+            if value is not None and value > 0:
+                row = {"nfe": frame["nfe"], "value": value, "metric": metric, "color": COLORS[side],
+                       "label": f"{side.upper()} {cfg.solver}/{cfg.schedule}/{cfg.interpolant}"}
+                self.history.append(row)
+                self.hist_src.stream({k: [v] for k, v in row.items()}, rollover=500)
+
+    def close(self, *_: Any) -> None:
+        """Stop the periodic callback and cancel runs (called when the session is destroyed)."""
+        self.cancel()
+        if self._callback is not None:
+            try:
+                self._callback.stop()
+            except Exception:
+                pass
+            self._callback = None
+
+    # ---------------------------------------------------------------------------------------------- export
+    def export_json(self) -> io.BytesIO:
+        """The configuration (and the last results) as JSON."""
+        out = {"config": json.loads(self.config.to_json()), "query": config_to_query(self.config), "results": {}}
+        for s, run in self.runs.items():
+            if run is not None:
+                f = run.latest()[1]
+                out["results"][s] = {k: f.get(k) for k in ("state", "nfe", "nfe_budget", "step", "error", "sw2", "wall")}
+        return io.BytesIO(json.dumps(out, indent=2, default=str).encode())
+
+    def export_png(self) -> io.BytesIO:
+        """The current figure (particles, paths, spectrum) rendered with matplotlib as PNG."""
+        from widgets.render import render_png
+
+        frames = {s: run.latest()[1] for s, run in self.runs.items() if run is not None}
+        return io.BytesIO(render_png(self.config, frames))
+
+
+def create_app(query: Optional[Dict[str, Any]] = None, **kwargs: Any):
+    """Build the dashboard for the current session; returns the servable layout (``.dashboard`` is attached)."""
+    if query is None:
+        try:
+            query = dict(pn.state.session_args or {})
+        except Exception:
+            query = {}
+    dash = Dashboard(query, **kwargs)
+    layout = dash.layout
+    layout.dashboard = dash  # type: ignore[attr-defined]
+    return layout
+
+
+if __name__.startswith("bokeh"):  # `panel serve widgets/app.py`
+    pn.extension(notifications=False)
+    create_app().servable(title="Interpolant Workbench")

@@ -1,0 +1,330 @@
+r"""The live half of the dashboard, free of any UI toolkit: a cancellable background sampling run that publishes
+display-ready frames, exact references shared (read-only) between sessions, and the spectrum of the view.
+
+A :class:`LiveRun` iterates :meth:`Experiment.stream() <workbench.experiment.Experiment.stream>` in a daemon
+thread. After every accepted step it converts the state into a *frame* (first two coordinates of the particles,
+the paths of the first few particles, the spectrum) and stores it in a one-slot, latest-wins mailbox. A UI's
+periodic callback calls :meth:`LiveRun.latest` and redraws only when the version changed, so the server's event
+loop never waits for the sampler, and a sampler faster than the redraw rate is decimated in time (the paths
+still hold every step).
+
+Scoring: the full ``ExperimentResult`` compares all particles with a ``rtol = 1e-10`` reference, which costs tens
+of seconds for 2 000 particles. The dashboard instead stops the stream after the last step and computes
+
+.. math:: \mathrm{error} = \frac1m\sum_{i<m} \lVert \hat x^{(i)}_1 - \Phi_{t_0\to t_1}(x^{(i)}_0)\rVert_2
+
+on the first ``m = 128`` particles, where :math:`\Phi` is the problem's exact probability-flow map
+(:meth:`Problem.reference`, at ``rtol = atol = 1e-9``), plus the sliced Wasserstein-2 distance of all particles
+to exact target samples. References depend only on (data, interpolant, seed, particles, interval), not on the
+solver, so they are computed once per process, in one background worker, and shared read-only between sessions;
+nothing else is shared.
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+
+from workbench.interpolants import INTERPOLANTS
+from workbench.metrics.distances import sliced_wasserstein
+from workbench.problems import PROBLEMS
+from workbench.solvers import SOLVERS
+
+#: particles whose error vs the exact flow is measured; paths drawn; tolerance of the dashboard's reference.
+REFERENCE_PARTICLES = 128
+PATHS = 48
+REFERENCE_TOL = 1e-9
+TARGET_SAMPLES = 2000
+HIST_BINS = 64
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# spectra
+def radial_spectrum(fields: torch.Tensor) -> Tuple[np.ndarray, np.ndarray]:
+    r"""Mean radially (shell-) summed energy spectrum of square 2-D fields ``(..., N, N)``.
+
+    .. math:: E(s) = \tfrac12 \sum_{k:\,\lfloor |k| + 1/2\rfloor = s} |\hat u(k)|^2,\qquad \hat u = \mathrm{fft2}(u)/N^2
+
+    Uses :func:`workbench.metrics.spectra.energy_spectrum` when available (same definition), else a small local
+    version. Returns shells ``k = 1..K-1`` (the mean, ``k = 0``, is dropped) and ``E(k)``.
+    """
+    x = fields.detach().to(torch.float64).cpu()
+    try:
+        from workbench.metrics.spectra import energy_spectrum
+
+        spec = energy_spectrum(x, "scalar")
+        k = (spec.k / spec.k[1]).numpy() if spec.k.numel() > 1 else spec.k.numpy()
+        e = spec.energy.reshape(-1, spec.energy.shape[-1]).mean(0).numpy()
+    except ImportError:  # pragma: no cover - the metrics module is optional here
+        n = x.shape[-1]
+        fh = torch.fft.fft2(x) / (n * n)
+        power = (fh.abs() ** 2).reshape(-1, n, n).mean(0)
+        f = torch.fft.fftfreq(n, d=1.0 / n, dtype=torch.float64)
+        shell = torch.floor(torch.sqrt(f[:, None] ** 2 + f[None, :] ** 2) + 0.5).long()
+        e = 0.5 * torch.zeros(int(shell.max()) + 1, dtype=torch.float64).index_add_(0, shell.flatten(), power.flatten())
+        k, e = np.arange(e.numel(), dtype=float), e.numpy()
+    return k[1:], e[1:]
+
+
+def histogram_spectrum(xy: np.ndarray, box: float, bins: int = HIST_BINS) -> Tuple[np.ndarray, np.ndarray]:
+    """Spectrum of the particle density of 2-D points: a ``bins × bins`` histogram on ``[-box, box]²``,
+    normalised to a probability density, passed to :func:`radial_spectrum`. Sharp modes put energy in high k."""
+    h, _, _ = np.histogram2d(xy[:, 0], xy[:, 1], bins=bins, range=[[-box, box], [-box, box]], density=True)
+    return radial_spectrum(torch.from_numpy(np.nan_to_num(h)))
+
+
+def frame_spectrum(x: torch.Tensor, box: float) -> Tuple[np.ndarray, np.ndarray]:
+    """The spectrum shown for a state ``x``: of the fields themselves when samples are square 2-D fields
+    ``(B, [C,] N, N)`` (digits, vorticity), else of the density histogram of the first two coordinates."""
+    if x.dim() >= 3 and x.shape[-1] == x.shape[-2] and x.shape[-1] >= 4:
+        return radial_spectrum(x[:256])
+    return histogram_spectrum(to_xy(x), box)
+
+
+def to_xy(x: torch.Tensor) -> np.ndarray:
+    """First two coordinates of each sample as float32 numpy ``(B, 2)`` (1-D data gets a zero second axis)."""
+    flat = x.detach().reshape(x.shape[0], -1)
+    if flat.shape[1] == 1:
+        flat = torch.cat([flat, torch.zeros_like(flat)], 1)
+    return flat[:, :2].to(torch.float32).cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# shared, read-only references (keyed by everything they depend on)
+_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-reference")
+_CACHE: "OrderedDict[str, Future]" = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 32
+
+
+def _key(*parts: Any) -> str:
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+def _shared(key: str, fn) -> Future:
+    """The future of ``fn()`` for ``key``: computed once per process (bounded LRU), shared by every session."""
+    with _CACHE_LOCK:
+        fut = _CACHE.get(key)
+        if fut is not None and not (fut.done() and fut.exception() is not None):
+            _CACHE.move_to_end(key)
+            return fut
+        fut = _EXECUTOR.submit(fn)
+        _CACHE[key] = fut
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return fut
+
+
+def clear_cache() -> None:
+    """Forget every shared reference (tests)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _problem_and_interpolant(cfg: Dict[str, Any]):
+    return PROBLEMS.get(cfg["data"], **cfg["data_params"]), INTERPOLANTS.get(cfg["interpolant"], **cfg["interpolant_params"])
+
+
+def target_future(cfg: Dict[str, Any]) -> Future:
+    """Exact target samples (or None), the half-width ``box`` of the view, their first two coordinates
+    (``xy``, at most 1 000) and their spectrum, shared as one dict."""
+
+    def compute():
+        problem, interp = _problem_and_interpolant(cfg)
+        g = torch.Generator().manual_seed(int(cfg["seed"]) + 1_000_003)
+        target = problem.sample_target(interp, cfg["t_end"], TARGET_SAMPLES, g)
+        out = {"target": target, "box": 4.0, "xy": None, "spectrum": None}
+        if target is not None:
+            xy = to_xy(target)
+            out["box"] = max(float(np.quantile(np.abs(xy), 0.999)) * 1.15, 1e-3)
+            out["xy"] = xy[:1000]
+            out["spectrum"] = frame_spectrum(target, out["box"])
+        return out
+
+    return _shared(_key("target", cfg["data"], cfg["data_params"], cfg["interpolant"], cfg["interpolant_params"],
+                        cfg["seed"], cfg["t_end"]), compute)
+
+
+def reference_future(cfg: Dict[str, Any], start: torch.Tensor) -> Future:
+    """The exact PF-ODE map of the first :data:`REFERENCE_PARTICLES` start states (or None), shared."""
+    x = start[:REFERENCE_PARTICLES].detach().to(torch.float64).cpu().clone()
+
+    def compute():
+        problem, interp = _problem_and_interpolant(cfg)
+        if hasattr(problem, "reference_tol"):
+            problem.reference_tol = REFERENCE_TOL  # this instance only
+        return problem.reference(interp, x, cfg["t_start"], cfg["t_end"])
+
+    return _shared(_key("reference", cfg["data"], cfg["data_params"], cfg["interpolant"], cfg["interpolant_params"],
+                        cfg["seed"], cfg["n_samples"], cfg["t_start"], cfg["t_end"], REFERENCE_PARTICLES), compute)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+class LiveRun:
+    """One cancellable sampling run in a background thread, publishing frames.
+
+    Args:
+        exp: a validated :class:`~workbench.experiment.Experiment`.
+        label: shown in messages (``"A"``/``"B"``).
+        paths: number of particles whose paths are kept.
+        score: compute the error vs the exact flow and SW2 at the end.
+
+    A frame (``latest()[1]``) is a dict with ``state`` (``running``/``scoring``/``done``/``cancelled``/
+    ``failed``), ``step``, ``steps_total`` (None for adaptive solvers), ``t``, ``nfe``, ``nfe_budget``, ``xy``
+    ``(B, 2)``, ``paths`` ``(steps+1, P, 2)``, ``spectrum`` ``(k, E)``, ``box``, ``error``, ``sw2``, ``message``,
+    ``wall`` and ``steps_per_s``.
+    """
+
+    def __init__(self, exp, label: str = "A", paths: int = PATHS, score: bool = True):
+        self.exp, self.label, self.n_paths, self.score = exp, label, paths, score
+        self.config = exp.config()
+        self.solver = exp.solver
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._version = 0
+        self._frame: Dict[str, Any] = {"state": "starting", "step": 0, "nfe": 0, "nfe_budget": exp.nfe,
+                                       "message": None, "error": None, "sw2": None}
+        self._thread: Optional[threading.Thread] = None
+        self._run = None
+
+    # -- control -----------------------------------------------------------------------------------------------
+    def start(self) -> "LiveRun":
+        """Start the sampling thread (returns self)."""
+        self._thread = threading.Thread(target=self._work, name=f"workbench-live-{self.label}", daemon=True)
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        """Stop at the next step (the thread ends soon after; never blocks the caller)."""
+        self._cancel.set()
+        run = self._run
+        if run is not None:
+            run.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait for the thread; True when it has ended."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    @property
+    def finished(self) -> bool:
+        return self.latest()[1]["state"] in ("done", "cancelled", "failed")
+
+    def latest(self) -> Tuple[int, Dict[str, Any]]:
+        """``(version, frame)`` of the newest frame (cheap; call from the UI thread)."""
+        with self._lock:
+            return self._version, self._frame
+
+    def _publish(self, **frame: Any) -> None:
+        with self._lock:
+            new = dict(self._frame)
+            new.update(frame)
+            self._frame = new
+            self._version += 1
+
+    # -- the thread --------------------------------------------------------------------------------------------
+    def _work(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            cfg = self.config
+            tgt = target_future(cfg)
+            run = self.exp.stream()
+            self._run = run
+            if self._cancel.is_set():
+                run.cancel()
+            start = run.start
+            ref = reference_future(cfg, start) if (self.score and not SOLVERS.cls(self.solver).stochastic) else None
+            tinfo = tgt.result()
+            box = tinfo["box"]
+            t_end = float(run.grid[-1])
+            adaptive = SOLVERS.cls(self.solver).adaptive
+            total = None if adaptive else len(run.grid) - 1
+            p = min(self.n_paths, start.shape[0])
+            paths = [to_xy(start[:p])]
+            xy = to_xy(start)
+            self._publish(state="running", step=0, steps_total=total, t=float(run.grid[0]), xy=xy,
+                          paths=np.stack(paths), spectrum=frame_spectrum(start, box), box=box, rejected=0,
+                          target_xy=tinfo["xy"], target_spectrum=tinfo["spectrum"])
+            x_final, nfe, steps, rejected = start, 0, 0, 0
+            for step in run:
+                if self._cancel.is_set():
+                    break
+                if not step.accepted:
+                    rejected += 1
+                    continue
+                steps += 1
+                nfe = step.nfe
+                x_final = step.x
+                xy = to_xy(step.x)
+                paths.append(xy[:p])
+                elapsed = time.perf_counter() - t0
+                self._publish(step=steps, t=step.t_next, nfe=nfe, xy=xy, paths=np.stack(paths),
+                              spectrum=frame_spectrum(step.x, box), rejected=rejected, wall=elapsed,
+                              steps_per_s=steps / max(elapsed, 1e-9))
+                if step.t_next >= t_end - 1e-12:
+                    break  # the last step: stop here, the run's own full-size scoring is not needed
+            if self._cancel.is_set():
+                self._publish(state="cancelled", message=None)
+                return
+            wall = time.perf_counter() - t0
+            if not bool(torch.isfinite(x_final).all()):
+                self._publish(state="failed", wall=wall, message=(
+                    f"{self.label}: NaN/Inf appeared in the trajectory of solver {self.solver!r}; "
+                    "try more NFE, a different schedule, or a smaller eps"))
+                return
+            self._publish(state="scoring", wall=wall)
+            sw2 = None
+            target = tinfo["target"]
+            if self.score and target is not None:
+                g = torch.Generator().manual_seed(int(cfg["seed"]) + 3_000_017)
+                sw2 = float(sliced_wasserstein(x_final.detach().cpu(), target, n_projections=128, generator=g))
+            error = None
+            if ref is not None:
+                while not ref.done():
+                    if self._cancel.wait(0.05):
+                        self._publish(state="cancelled")
+                        return
+                reference = ref.result()
+                if reference is not None:
+                    m = reference.shape[0]
+                    d = (x_final[:m].detach().to(torch.float64).cpu() - reference).reshape(m, -1).norm(dim=1)
+                    error = float(d.mean())
+            self._publish(state="done", error=error, sw2=sw2, nfe=nfe, wall=wall)
+        except Exception as exc:  # shown as one line in the page, never as a traceback
+            self._publish(state="failed", message=f"{self.label}: {type(exc).__name__}: {exc}")
+
+
+def format_status(frame: Dict[str, Any], label: str, solver: str, schedule: str) -> str:
+    """The one-line Markdown status of a panel (``NFE used/budget`` and ``error`` are parsed by the tests)."""
+    state = frame.get("state", "")
+    total = frame.get("steps_total")
+    steps = f"{frame.get('step', 0)}/{total}" if total is not None else f"{frame.get('step', 0)}"
+    parts = [f"**{label}** `{solver}` · `{schedule}`", f"NFE {frame.get('nfe', 0)}/{frame.get('nfe_budget', 0)}",
+             f"steps {steps}", f"t={frame.get('t', 0.0):.3f}"]
+    if frame.get("error") is not None:
+        parts.append(f"error {frame['error']:.3e}")
+    if frame.get("sw2") is not None:
+        parts.append(f"SW2 {frame['sw2']:.3e}")
+    if frame.get("rejected"):
+        parts.append(f"rejected {frame['rejected']}")
+    if frame.get("wall") is not None:
+        parts.append(f"{frame['wall']:.2f} s")
+    parts.append(f"*{state}*")
+    return " · ".join(parts)
+
+
+def finite_or_none(v: Optional[float]) -> Optional[float]:
+    return v if v is not None and math.isfinite(v) else None
