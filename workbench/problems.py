@@ -125,3 +125,6 @@ def custom_gmm(gmm: GaussianMixture) -> GMMProblem:
     p = GMMProblem(gmm)
     p.name = "custom_gmm"
     return p
+
+
+from .training import toy_problem as _toy_problem  # noqa: E402,F401  (registers "toy2d": a trained 2-D flow)

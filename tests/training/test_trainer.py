@@ -145,3 +145,25 @@ def test_cli_train_writes_model_and_reports_sw2(tmp_path, capsys):
     assert metrics["steps"] == 60 and metrics["sw2"] > 0
     assert io.read_config(out / "model")["extra"]["train"]["coupling"] == "ot"
     assert main(["train", "--dataset", "nope", "--out", str(out), "--no-progress"]) == 2
+
+
+def test_toy2d_problem_trains_once_and_caches(tmp_path, monkeypatch):
+    from workbench.problems import PROBLEMS
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    I = get("linear")
+    p = PROBLEMS.get("toy2d", dataset="rings", steps=30, width=16, depth=1)
+    f = p.field(I, torch.device("cpu"), torch.float32)
+    g = torch.Generator().manual_seed(0)
+    x = p.sample_start(I, 0.0, 7, g).float()
+    assert f.predict(x, 0.5).velocity.shape == (7, 2)
+    assert p.sample_target(I, 1.0, 5, g).shape == (5, 2)
+    saved = list(tmp_path.glob("*/model.safetensors"))
+    assert len(saved) == 1
+    q = PROBLEMS.get("toy2d", dataset="rings", steps=30, width=16, depth=1)
+    x2 = torch.randn(3, 2)
+    assert torch.equal(q.predictor(I).velocity(x2, 0.3), p.predictor(I).velocity(x2, 0.3))  # loaded from the cache
+    with pytest.raises(ConfigError, match="interpolant"):
+        PROBLEMS.get("toy2d", checkpoint=str(saved[0].with_suffix(""))).field(get("vp"), "cpu", torch.float32)
+    with pytest.raises(ConfigError, match="2-D"):
+        PROBLEMS.get("toy2d", dataset="digits")

@@ -129,7 +129,8 @@ def pretrained(spec: Optional[Dict[str, Any]] = None, cache: bool = True) -> Pre
     if cache and io.paths(stem)[0].exists():
         return io.load(stem)
     spec["train"] = {**spec["train"], "progress": False, "out_dir": None}
-    tr, _, _ = train_spec(spec)
+    with torch.random.fork_rng(devices=[]):   # do not disturb the caller's global RNG
+        tr, _, _ = train_spec(spec)
     pred = tr.ema_predictor()
     if cache:
         io.save(pred, stem, extra={"spec": spec})
