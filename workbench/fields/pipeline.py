@@ -50,6 +50,7 @@ class SpectraConfig:
     test_traj: int = 8
     rollout_steps: int = 60
     frame_dt: float = 0.2
+    warmup: float = 10.0
     width: int = 24
     modes: int = 10
     layers: int = 4
@@ -72,7 +73,7 @@ class SpectraConfig:
     @staticmethod
     def quick() -> "SpectraConfig":
         """A smoke-test size (tiny training, short rollout)."""
-        return SpectraConfig(train_traj=6, train_frames=16, test_traj=2, rollout_steps=8, width=12, modes=6, layers=2,
+        return SpectraConfig(grid=16, sim_grid=32, warmup=2.0, train_traj=4, train_frames=12, test_traj=2, rollout_steps=8, width=12, modes=6, layers=2,
                              batch_size=8, fno_iterations=30, refiner_iterations=30, generator_iterations=20,
                              refiner_nfe=4, spectrum_window=4, gen_interpolants=["linear", "vp"], gen_solvers=["euler"],
                              gen_nfes=[4], gen_samples=8)
@@ -83,7 +84,7 @@ def run_spectra_comparison(cfg: SpectraConfig, device: str = "cpu", progress: bo
     """Run the whole comparison; returns a dict of tensors and numbers (see :func:`write_outputs`)."""
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    common = dict(n=cfg.sim_grid, frame_dt=cfg.frame_dt, dtype="float64")
+    common = dict(n=cfg.sim_grid, frame_dt=cfg.frame_dt, warmup=cfg.warmup, dtype="float64")
     train_cfg = kolmogorov_config(n_traj=cfg.train_traj, frames=cfg.train_frames, seed=cfg.seed, **common)
     test_cfg = kolmogorov_config(n_traj=cfg.test_traj, frames=cfg.rollout_steps + 1, seed=cfg.seed + 1000, **common)
     from ..data.navier_stokes import cache_path

@@ -100,7 +100,8 @@ class InterpolantDenoiser(nn.Module):
         With :math:`\tau = a'/(a'+\sigma')`, :math:`x = x'/(a'+\sigma')`, :math:`D = x + (1-\tau)\hat v` and the
         noise estimate :math:`\hat\xi = x - \tau\hat v` (both finite on all of [0, 1]),
         :math:`b' = \dot a' D + \dot\sigma'\hat\xi`, with :math:`\dot\sigma' = \sigma\dot\sigma/\sigma` (and
-        :math:`\dot\alpha` where :math:`\sigma' = 0`), so the velocity stays finite at both ends.
+        :math:`\dot\alpha` where :math:`\sigma' = 0`, or 0 where that is infinite, as for VP at t = 1), so the
+        velocity stays finite at both ends.
         ``x`` may be ``(B, N, N)`` or ``(B, 1, N, N)``; ``cond`` is the (normalised) conditioning field ``(B, N, N)``.
         """
         if not interpolant.gaussian_base:
@@ -117,7 +118,8 @@ class InterpolantDenoiser(nn.Module):
             a, s = c.signal, c.sigma
             tot = a + s
             tau = (a / tot).to(xx.dtype)
-            ds = torch.where(s > 0, c.sigma_dsigma / s.clamp_min(1e-300), c.d_alpha)
+            da = torch.where(torch.isfinite(c.d_alpha), c.d_alpha, torch.zeros_like(c.d_alpha))
+            ds = torch.where(s > 0, c.sigma_dsigma / s.clamp_min(1e-300), da)
             xl = xx / expand_like(tot.to(xx.dtype), xx)
             v = self.velocity(xl, tau, cond)
             d = xl + expand_like(1.0 - tau, xx) * v
