@@ -1,0 +1,187 @@
+"""``workbench report``: run a notebook with validated parameters through papermill and keep everything.
+
+:func:`run_report` validates the parameters against the notebook's ``parameters`` cell (see
+:mod:`workbench.reporting.params`) *before* starting a kernel, executes the notebook with papermill into a fresh
+timestamped folder, exports HTML with nbconvert, and writes beside them ``run.json`` (notebook, parameters given
+and effective, package versions, status, error, wall time) and ``results.json`` (the values the notebook recorded
+with :func:`~workbench.reporting.record`). A failing cell does not raise: the partial executed notebook is kept
+and the result says which cell failed and why.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Union
+
+from .params import notebook_parameters, validate_parameters
+from .record import read_results
+
+#: Distributions whose versions every report records.
+RECORDED_PACKAGES = ("interpolant-workbench", "torch", "numpy", "scipy", "matplotlib", "papermill", "nbconvert",
+                     "nbformat", "ipykernel", "nbval", "dask", "distributed")
+
+
+@dataclass
+class ReportResult:
+    """The outcome of one report run.
+
+    Attributes:
+        status: ``"ok"`` or ``"failed"``.
+        out_dir: the run's folder.
+        notebook: the executed notebook (partial when the run failed).
+        html: the HTML export (None when disabled or when the export failed).
+        parameters: the parameters passed (validated and converted).
+        effective: every declared parameter's value in this run (defaults overridden by ``parameters``).
+        results: the scalars the notebook recorded.
+        error: why the run failed (None when it did not).
+        seconds: wall time of the execution.
+    """
+
+    status: str
+    out_dir: str
+    notebook: str
+    html: Optional[str]
+    parameters: Dict[str, Any]
+    effective: Dict[str, Any]
+    results: Dict[str, Any] = field(default_factory=dict)
+    error: Optional[str] = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every cell ran."""
+        return self.status == "ok"
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+
+def package_versions() -> Dict[str, str]:
+    """Python and the versions of :data:`RECORDED_PACKAGES` that are installed."""
+    out = {"python": platform.python_version()}
+    for name in RECORDED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def timestamped_dir(root: Union[str, Path], stem: str) -> Path:
+    """Create and return ``root/stem-YYYYmmdd-HHMMSS`` (``-2``, ``-3``, … when it already exists)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    base = f"{stem}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    for i in range(1, 10_000):
+        path = root / (base if i == 1 else f"{base}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"cannot create a fresh folder under {root}")  # pragma: no cover
+
+
+def export_html(executed: Union[str, Path], html_path: Union[str, Path]) -> str:
+    """Export an executed notebook to a standalone HTML file with nbconvert."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(executed), as_version=4)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    Path(html_path).write_text(body, encoding="utf-8")
+    return str(html_path)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    ename = getattr(exc, "ename", None)
+    if ename is not None:
+        cell = getattr(exc, "exec_count", None)
+        evalue = str(getattr(exc, "evalue", "")).strip().splitlines()
+        where = f"cell [{cell}]: " if cell is not None else ""
+        return f"{where}{ename}: {evalue[-1] if evalue else ''}".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_report(notebook: Union[str, Path], parameters: Optional[Mapping[str, Any]] = None, *,
+               out_root: Union[str, Path] = "reports", out_dir: Optional[Union[str, Path]] = None,
+               html: bool = True, from_text: bool = False, kernel_name: Optional[str] = None,
+               timeout: Optional[float] = None, progress: bool = False,
+               env: Optional[Mapping[str, str]] = None) -> ReportResult:
+    """Validate ``parameters``, execute ``notebook`` with papermill, export HTML and record provenance.
+
+    Args:
+        notebook: the ``.ipynb`` with a cell tagged ``parameters``.
+        parameters: name → value (strings parsed by the declared type when ``from_text``).
+        out_root: folder under which a timestamped run folder ``<stem>-YYYYmmdd-HHMMSS`` is created.
+        out_dir: use this folder instead (created if needed; used by sweeps).
+        html: also write ``<stem>.html`` with nbconvert.
+        from_text: the values are command-line strings.
+        kernel_name: Jupyter kernel (default: the notebook's kernelspec, ``python3``, which resolves to the
+            interpreter running this function).
+        timeout: per-cell timeout in seconds (None: no limit).
+        progress: show papermill's cell progress bar.
+        env: extra environment variables for the kernel (e.g. ``OMP_NUM_THREADS``).
+
+    Returns:
+        A :class:`ReportResult`; ``status == "failed"`` with ``error`` set when a cell raised.
+
+    Raises:
+        ConfigError: an unknown or ill-typed parameter, or a notebook without a parameters cell (nothing ran).
+    """
+    nb_path = Path(notebook).resolve()
+    schema = notebook_parameters(nb_path)
+    params = validate_parameters(schema, dict(parameters or {}), from_text=from_text)
+    effective = {name: params.get(name, p.default) for name, p in schema.items()}
+    folder = Path(out_dir) if out_dir is not None else timestamped_dir(out_root, nb_path.stem)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder = folder.resolve()
+    executed = folder / nb_path.name
+    record: Dict[str, Any] = {
+        "notebook": str(nb_path), "parameters": params, "effective_parameters": effective,
+        "started": _dt.datetime.now().isoformat(timespec="seconds"), "versions": package_versions(),
+        "host": platform.node(),
+    }
+    import papermill as pm
+
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    saved_env = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    t0 = time.perf_counter()
+    error = None
+    try:
+        pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name=kernel_name,
+                            progress_bar=progress, log_output=False, cwd=str(nb_path.parent),
+                            execution_timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - a failed run is a result, not a crash
+        error = _describe_failure(exc)
+    finally:
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    seconds = time.perf_counter() - t0
+    results = read_results(executed) if executed.exists() else {}
+    html_path = None
+    if html and executed.exists():
+        try:
+            html_path = export_html(executed, folder / f"{nb_path.stem}.html")
+        except Exception as exc:  # noqa: BLE001 - keep the run even if the export fails
+            record["html_error"] = f"{type(exc).__name__}: {exc}"
+    result = ReportResult(status="ok" if error is None else "failed", out_dir=str(folder), notebook=str(executed),
+                          html=html_path, parameters=params, effective=effective, results=results, error=error,
+                          seconds=round(seconds, 3))
+    record.update({"status": result.status, "error": error, "seconds": result.seconds, "results": results,
+                   "executed_notebook": str(executed), "html": html_path})
+    (folder / "run.json").write_text(json.dumps(record, indent=2, default=str))
+    (folder / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    return result
