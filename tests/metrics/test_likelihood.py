@@ -27,14 +27,14 @@ def test_exact_divergence_nll_matches_true_log_density(gmm, interp):
 
 def test_hutchinson_is_unbiased_within_standard_error(gmm):
     I = get("linear")
-    x = gmm.sample(400, torch.Generator().manual_seed(1))
-    exact = log_likelihood(gmm.field(I), x, rtol=1e-7, atol=1e-7).log_prob
-    d1 = log_likelihood(gmm.field(I), x, method="hutchinson", n_probes=1, rtol=1e-7, atol=1e-7,
+    x = gmm.sample(300, torch.Generator().manual_seed(1))
+    exact = log_likelihood(gmm.field(I), x, rtol=1e-6, atol=1e-6).log_prob
+    d1 = log_likelihood(gmm.field(I), x, method="hutchinson", n_probes=1, rtol=1e-6, atol=1e-6,
                         generator=torch.Generator().manual_seed(2)).log_prob - exact
     se = d1.std() / len(d1) ** 0.5
     assert float(d1.std()) > 1e-3            # it is a noisy estimator...
     assert abs(float(d1.mean())) <= 3 * float(se)  # ...without bias
-    d8 = log_likelihood(gmm.field(I), x, method="hutchinson", n_probes=8, probe="gaussian", rtol=1e-7, atol=1e-7,
+    d8 = log_likelihood(gmm.field(I), x, method="hutchinson", n_probes=8, probe="gaussian", rtol=1e-6, atol=1e-6,
                         generator=torch.Generator().manual_seed(3)).log_prob - exact
     assert abs(float(d8.mean())) <= 3 * float(d8.std() / len(d8) ** 0.5)
     assert float(d8.var()) < float(d1.var())  # more probes, less variance
