@@ -32,17 +32,24 @@ PERIOD_MS = 50
 DEBOUNCE_S = 0.2
 
 
+#: Panel >= 1.8 calls a widget's caption ``label`` (``name`` is deprecated); older versions use ``name``.
+_LABEL = "label" if "label" in pn.widgets.Select.param else "name"
+
+
+def _lbl(text: str) -> Dict[str, str]:
+    return {_LABEL: text}
+
+
 def _param_widget(spec: ParamSpec, value: Any, family: str):
-    name = f"{family}.{spec.name}"
-    css = [f"p-{family}-{spec.name}"]
+    kw = {_LABEL: f"{family}.{spec.name}", "css_classes": [f"p-{family}-{spec.name}"]}
     if spec.kind == "bool":
-        return pn.widgets.Checkbox(name=name, value=bool(value), css_classes=css)
+        return pn.widgets.Checkbox(value=bool(value), **kw)
     if spec.kind == "int":
-        return pn.widgets.IntInput(name=name, value=int(value), css_classes=css, width=140)
+        return pn.widgets.IntInput(value=int(value), width=140, **kw)
     if spec.kind == "float":
-        return pn.widgets.FloatInput(name=name, value=float(value), css_classes=css, width=140)
+        return pn.widgets.FloatInput(value=float(value), width=140, **kw)
     text = "" if value is None else (value if spec.kind == "str" else json.dumps(value))
-    return pn.widgets.TextInput(name=name, value=str(text), css_classes=css, width=200)
+    return pn.widgets.TextInput(value=str(text), width=200, **kw)
 
 
 class Dashboard:
@@ -87,26 +94,26 @@ class Dashboard:
     def _make_controls(self, cfg: DashboardConfig) -> None:
         w = pn.widgets
         self.w = {
-            "data": w.Select(name="data / model", options=FAMILIES["data"].names(), value=cfg.data, css_classes=["w-data"]),
-            "interpolant": w.Select(name="interpolant", options=FAMILIES["interpolant"].names(), value=cfg.interpolant,
+            "data": w.Select(**_lbl("data / model"), options=FAMILIES["data"].names(), value=cfg.data, css_classes=["w-data"]),
+            "interpolant": w.Select(**_lbl("interpolant"), options=FAMILIES["interpolant"].names(), value=cfg.interpolant,
                                     css_classes=["w-interpolant"]),
-            "schedule": w.Select(name="schedule", options=FAMILIES["schedule"].names(), value=cfg.schedule,
+            "schedule": w.Select(**_lbl("schedule"), options=FAMILIES["schedule"].names(), value=cfg.schedule,
                                  css_classes=["w-schedule"]),
-            "solver": w.Select(name="solver", options=FAMILIES["solver"].names(), value=cfg.solver, css_classes=["w-solver"]),
-            "nfe": w.EditableIntSlider(name="NFE", start=NFE_RANGE[0], end=NFE_RANGE[1], fixed_start=NFE_RANGE[0],
+            "solver": w.Select(**_lbl("solver"), options=FAMILIES["solver"].names(), value=cfg.solver, css_classes=["w-solver"]),
+            "nfe": w.EditableIntSlider(**_lbl("NFE"), start=NFE_RANGE[0], end=NFE_RANGE[1], fixed_start=NFE_RANGE[0],
                                        fixed_end=NFE_RANGE[1], value=cfg.nfe, css_classes=["w-nfe"]),
-            "eps": w.FloatSlider(name="ε (SDE solvers)", start=EPS_RANGE[0], end=5.0, step=0.05, value=min(cfg.eps, 5.0),
+            "eps": w.FloatSlider(**_lbl("ε (SDE solvers)"), start=EPS_RANGE[0], end=5.0, step=0.05, value=min(cfg.eps, 5.0),
                                  css_classes=["w-eps"]),
-            "seed": w.IntInput(name="seed", start=SEED_RANGE[0], end=SEED_RANGE[1], value=cfg.seed, css_classes=["w-seed"]),
-            "particles": w.IntInput(name="particles", start=PARTICLES_RANGE[0], end=PARTICLES_RANGE[1],
+            "seed": w.IntInput(**_lbl("seed"), start=SEED_RANGE[0], end=SEED_RANGE[1], value=cfg.seed, css_classes=["w-seed"]),
+            "particles": w.IntInput(**_lbl("particles"), start=PARTICLES_RANGE[0], end=PARTICLES_RANGE[1],
                                     value=cfg.particles, step=100, css_classes=["w-particles"]),
-            "compare": w.Checkbox(name="side-by-side: compare with B (same noise)", value=cfg.compare,
+            "compare": w.Checkbox(**_lbl("side-by-side: compare with B (same noise)"), value=cfg.compare,
                                   css_classes=["w-compare"]),
-            "solver_b": w.Select(name="solver B", options=FAMILIES["solver"].names(), value=cfg.solver_b,
+            "solver_b": w.Select(**_lbl("solver B"), options=FAMILIES["solver"].names(), value=cfg.solver_b,
                                  css_classes=["w-solver-b"]),
-            "schedule_b": w.Select(name="schedule B", options=FAMILIES["schedule"].names(), value=cfg.schedule_b,
+            "schedule_b": w.Select(**_lbl("schedule B"), options=FAMILIES["schedule"].names(), value=cfg.schedule_b,
                                    css_classes=["w-schedule-b"]),
-            "nfe_b": w.EditableIntSlider(name="NFE B", start=NFE_RANGE[0], end=NFE_RANGE[1], fixed_start=NFE_RANGE[0],
+            "nfe_b": w.EditableIntSlider(**_lbl("NFE B"), start=NFE_RANGE[0], end=NFE_RANGE[1], fixed_start=NFE_RANGE[0],
                                          fixed_end=NFE_RANGE[1], value=cfg.nfe_b, css_classes=["w-nfe-b"]),
         }
         self.param_boxes = {fam: pn.Column(margin=(0, 0, 0, 15)) for fam in FAMILIES}
@@ -115,8 +122,8 @@ class Dashboard:
             self._build_params(fam, getattr(cfg, f"{fam}_params"))
         self.traits = pn.pane.Markdown(solver_traits(cfg.solver), css_classes=["solver-traits"], margin=(0, 10))
         self.b_box = pn.Column(self.w["solver_b"], self.w["schedule_b"], self.w["nfe_b"], visible=cfg.compare)
-        self.run_button = w.Button(name="Run", button_type="primary", css_classes=["w-run"], width=90)
-        self.stop_button = w.Button(name="Stop", button_type="warning", css_classes=["w-stop"], width=90)
+        self.run_button = w.Button(**_lbl("Run"), button_type="primary", css_classes=["w-run"], width=90)
+        self.stop_button = w.Button(**_lbl("Stop"), button_type="warning", css_classes=["w-stop"], width=90)
         self.run_button.on_click(lambda e: self.request_run(0.0))
         self.stop_button.on_click(lambda e: self.cancel())
         self.png_download = w.FileDownload(callback=self.export_png, filename="workbench.png", label="Export PNG",

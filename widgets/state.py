@@ -33,7 +33,7 @@ EPS_RANGE = (0.0, 10.0)
 MAX_VALUE_CHARS = 200
 MAX_QUERY_KEYS = 64
 #: Largest integer a data parameter (dimension, modes) may take in the dashboard.
-MAX_DATA_INT = 1024
+MAX_DATA_INT = 100_000
 
 #: family prefix in the URL → registry.
 FAMILIES = {"data": PROBLEMS, "interpolant": INTERPOLANTS, "schedule": SCHEDULES, "solver": SOLVERS}
@@ -129,7 +129,7 @@ def convert_param(spec: ParamSpec, raw: Any, field_name: str) -> Any:
                 raise ValueError
             v = float(raw) if not isinstance(raw, int) else raw
             limit = MAX_DATA_INT if field_name.startswith("data") else 1e12
-            if not math.isfinite(v) or v != int(v) or abs(v) > limit:
+            if not math.isfinite(v) or v != int(v) or (abs(v) > limit and v != spec.default):
                 raise ValueError
             return int(v)
         if spec.kind == "float":
