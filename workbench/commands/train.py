@@ -130,7 +130,7 @@ def register(sub) -> None:
     p.add_argument("--prediction", default=None, help="velocity, score, x1, noise, x0 or z (default velocity)")
     p.add_argument("--architecture", default=None, help="mlp or unet (default: mlp for vectors, unet for images)")
     p.add_argument("--arch-param", action="append", metavar="KEY=VALUE", default=[])
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default 3000)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default 2000)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--warmup", type=int, default=None)

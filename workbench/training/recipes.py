@@ -29,7 +29,7 @@ DEFAULT_SPEC: Dict[str, Any] = {
     "interpolant": "linear", "interpolant_params": {},
     "prediction": "velocity",
     "architecture": None, "architecture_params": {},
-    "train": {"steps": 3000, "batch_size": 256, "lr": 2e-3, "threads": 1},
+    "train": {"steps": 2000, "batch_size": 256, "lr": 2e-3, "threads": 1},
     "eval": {"n": 2000, "solver": "heun", "nfe": 50, "seed": 0},
 }
 EVAL_KEYS = ("n", "solver", "nfe", "seed")
