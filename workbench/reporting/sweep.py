@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,36 +285,76 @@ def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _series(keys: Sequence[str]) -> Tuple[Dict[str, List[Tuple[float, str]]], List[str]]:
+    """Split scalar names into series ``prefix<number>`` (two or more members) and the rest."""
+    groups: Dict[str, List[Tuple[float, str]]] = {}
+    for k in keys:
+        m = re.match(r"^(.*?)(\d+(?:\.\d+)?)$", k)
+        if m and m.group(1):
+            groups.setdefault(m.group(1), []).append((float(m.group(2)), k))
+    series = {p: sorted(v) for p, v in groups.items() if len(v) >= 2}
+    in_series = {k for v in series.values() for _, k in v}
+    return series, [k for k in keys if k not in in_series]
+
+
+def _log_ok(values: Sequence[float]) -> bool:
+    vals = [v for v in values if math.isfinite(v)]
+    return bool(vals) and min(vals) > 0 and max(vals) / min(vals) > 10
+
+
 def plot_summary(rows: Sequence[Mapping[str, Any]], varying: Sequence[str], path: Union[str, Path],
                  metric: Optional[str] = None) -> Optional[str]:
-    """Bar charts of the numeric recorded scalars per run (log scale when they span a decade); None if none."""
+    """One panel per recorded numeric scalar, or per series of scalars named ``<prefix><number>``.
+
+    A series (``error_nfe4, error_nfe8, …``) is drawn as one line per run against the number (log–log when
+    positive over more than a decade: the error-vs-NFE plot of a solver sweep); a single scalar as bars per run.
+    Returns the path, or None when there is nothing numeric to draw.
+    """
     ok = [r for r in rows if r["status"] == "ok"]
     skip = set(varying) | {"run", "status", "error"}
-    keys = [metric] if metric else []
-    if not keys:
-        for r in ok:
-            for k, v in r.items():
-                if k not in skip and k not in keys and isinstance(v, (int, float)) and not isinstance(v, bool):
-                    keys.append(k)
-        keys = keys[:4]
-    if not ok or not keys:
+    keys: List[str] = []
+    for r in ok:
+        for k, v in r.items():
+            if k not in skip and k not in keys and isinstance(v, (int, float)) and not isinstance(v, bool):
+                keys.append(k)
+    if metric is not None:
+        keys = [k for k in keys if k == metric or re.match(rf"^{re.escape(metric)}\d", k)]
+    series, singles = _series(keys)
+    panels: List[Tuple[str, Any]] = [(p, v) for p, v in series.items()] + [(k, None) for k in singles]
+    panels = panels[:4]
+    if not ok or not panels:
         return None
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    def num(v: Any) -> float:
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
     labels = [", ".join(f"{k}={_short(r.get(k))}" for k in varying) or f"run {r['run']}" for r in ok]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.6), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        vals = [r.get(key) for r in ok]
-        nums = [float(v) if isinstance(v, (int, float)) and v is not None else math.nan for v in vals]
-        ax.bar(range(len(nums)), nums, color="tab:blue")
-        pos = [v for v in nums if v > 0 and math.isfinite(v)]
-        if pos and len(pos) == len([v for v in nums if math.isfinite(v)]) and max(pos) / min(pos) > 10:
-            ax.set_yscale("log")
-        ax.set_xticks(range(len(nums)), labels, rotation=30, ha="right", fontsize=8)
-        ax.set_title(key, fontsize=10)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False)
+    for ax, (name, members) in zip(axes[0], panels):
+        if members is not None:
+            xs = [x for x, _ in members]
+            allv = []
+            for r, label in zip(ok, labels):
+                ys = [num(r.get(k)) for _, k in members]
+                allv += ys
+                ax.plot(xs, ys, marker="o", label=label)
+            if _log_ok(allv) and min(xs) > 0:
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+            ax.set_xlabel(name.rstrip("_"))
+            ax.legend(fontsize=7)
+            ax.set_title(f"{name}<n>", fontsize=10)
+        else:
+            vals = [num(r.get(name)) for r in ok]
+            ax.bar(range(len(vals)), vals, color="tab:blue")
+            if _log_ok(vals):
+                ax.set_yscale("log")
+            ax.set_xticks(range(len(vals)), labels, rotation=30, ha="right", fontsize=8)
+            ax.set_title(name, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
