@@ -128,3 +128,6 @@ def custom_gmm(gmm: GaussianMixture) -> GMMProblem:
 
 
 from .training import toy_problem as _toy_problem  # noqa: E402,F401  (registers "toy2d": a trained 2-D flow)
+
+
+from .fields import problem as _fields_problem  # noqa: E402,F401  (registers "vorticity": Kolmogorov-flow snapshots)

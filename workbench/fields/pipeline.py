@@ -133,6 +133,9 @@ def run_spectra_comparison(cfg: SpectraConfig, device: str = "cpu", progress: bo
         "log_spectral_error": {k: log_spectral_error(spec[k], spec["solver"], k_min=1, k_max=int(km))
                                for k in ("fno", "refiner")},
         "tail_range": [kc, km],
+        "tail_curve": {k: [tail_ratio(energy_spectrum(x[:, i]).mean(), energy_spectrum(truth[:, i]).mean(), kc, km)
+                           for i in range(1, cfg.rollout_steps + 1)]
+                       for k, x in (("fno", pred_fno), ("refiner", pred_ref))},
         "timing": {"data_s": t_data, "fno_train_s": flog.seconds, "refiner_train_s": rlog.seconds,
                    "fno_rollout_s": t_fno, "refiner_rollout_s": t_ref},
         "losses": {"fno": flog.loss, "refiner": rlog.loss},
@@ -179,7 +182,8 @@ def plot_comparison(res: Dict[str, object], path: str) -> str:
     import matplotlib.pyplot as plt
 
     has_gen = "generator" in res
-    fig, axes = plt.subplots(1, 3 if has_gen else 2, figsize=(15 if has_gen else 10, 4.2))
+    fig, axs = plt.subplots(2, 2, figsize=(11, 8.4))
+    axes = axs.ravel()
     k = res["k"].numpy()  # type: ignore[union-attr]
     sl = slice(1, int(res["config"]["grid"]) // 2)  # type: ignore[index]
     colors = {"solver": "k", "fno": "tab:red", "refiner": "tab:blue"}
@@ -192,7 +196,8 @@ def plot_comparison(res: Dict[str, object], path: str) -> str:
     axes[0].set_xlabel("wavenumber k")
     axes[0].set_ylabel("enstrophy spectrum Z(k)")
     nsteps = len(res["error"]["fno"]) - 1  # type: ignore[index]
-    axes[0].set_title(f"spectra after {nsteps}-step rollout")
+    w = int(res["config"]["spectrum_window"])  # type: ignore[index]
+    axes[0].set_title(f"spectra, last {w} frames of a {nsteps}-step rollout")
     axes[0].legend(fontsize=8)
     for name in ("fno", "refiner"):
         e = res["error"][name].numpy()  # type: ignore[index]
@@ -201,18 +206,28 @@ def plot_comparison(res: Dict[str, object], path: str) -> str:
     axes[1].set_ylabel("relative L2 error")
     axes[1].set_title("rollout error vs solver")
     axes[1].legend(fontsize=8)
+    for name in ("fno", "refiner"):
+        tc = res["tail_curve"][name]  # type: ignore[index]
+        axes[2].semilogy(range(1, len(tc) + 1), tc, color=colors[name], label=name)
+    axes[2].axhline(1.0, color="k", lw=1)
+    axes[2].set_xlabel("rollout step")
+    axes[2].set_ylabel("tail ratio (model / solver)")
+    axes[2].set_title(f"high-k tail ({kc:g} <= k <= {km:g}) along the rollout")
+    axes[2].legend(fontsize=8)
+    if not has_gen:
+        axes[3].axis("off")
     if has_gen:
         rows = res["generator"]  # type: ignore[index]
         for interp in sorted({r["interpolant"] for r in rows}):
             for solver in sorted({r["solver"] for r in rows}):
                 sel = [r for r in rows if r["interpolant"] == interp and r["solver"] == solver]
-                axes[2].plot([r["nfe"] for r in sel], [r["log_spectral_error"] for r in sel], marker="o",
+                axes[3].plot([r["nfe"] for r in sel], [r["log_spectral_error"] for r in sel], marker="o",
                              label=f"{interp} / {solver}")
-        axes[2].set_xscale("log", base=2)
-        axes[2].set_xlabel("NFE")
-        axes[2].set_ylabel("mean |log E_gen/E_solver|")
-        axes[2].set_title("unconditional generator: spectral error")
-        axes[2].legend(fontsize=7)
+        axes[3].set_xscale("log", base=2)
+        axes[3].set_xlabel("NFE")
+        axes[3].set_ylabel("mean |log Z_gen/Z_solver|")
+        axes[3].set_title("unconditional generator: spectral error vs solver data")
+        axes[3].legend(fontsize=7)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -236,10 +251,12 @@ def write_outputs(res: Dict[str, object], out_dir: str, png_name: str = "spectra
     p = os.path.join(out_dir, "rollout_error.csv")
     with open(p, "w", newline="") as f:
         wr = csv.writer(f)
-        wr.writerow(["step", "fno", "refiner"])
+        wr.writerow(["step", "error_fno", "error_refiner", "tail_ratio_fno", "tail_ratio_refiner"])
         ef, er = res["error"]["fno"], res["error"]["refiner"]  # type: ignore[index]
+        tf, tr = res["tail_curve"]["fno"], res["tail_curve"]["refiner"]  # type: ignore[index]
         for i in range(len(ef)):
-            wr.writerow([i, f"{float(ef[i]):.5f}", f"{float(er[i]):.5f}"])
+            tails = [f"{tf[i - 1]:.4f}", f"{tr[i - 1]:.4f}"] if i > 0 else ["", ""]
+            wr.writerow([i, f"{float(ef[i]):.5f}", f"{float(er[i]):.5f}", *tails])
     paths["rollout_csv"] = p
     if "generator" in res:
         p = os.path.join(out_dir, "generator.csv")

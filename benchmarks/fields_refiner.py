@@ -1,0 +1,66 @@
+"""Solver vs FNO vs interpolant refiner on 2-D Kolmogorov flow (issue 4), plus the unconditional generator grid.
+
+Run (≈ 15 min on one CPU thread; data cached in data/cache/):
+
+    .venv/bin/python benchmarks/fields_refiner.py            # full default run
+    .venv/bin/python benchmarks/fields_refiner.py --quick    # ~1 min smoke run
+
+Writes benchmarks/results/fields/{spectra.png, spectra.csv, rollout_error.csv, generator.csv, summary.md}.
+Timings are measured in the same run, side by side; the machine may be shared, so compare ratios only.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from workbench.data.grf import gaussian_random_field  # noqa: E402
+from workbench.data.navier_stokes import NavierStokes2D  # noqa: E402
+from workbench.fields.pipeline import SpectraConfig, run_spectra_comparison, summary_markdown, write_outputs  # noqa: E402
+
+
+def solver_timing(n: int = 64, batch: int = 8, sim_time: float = 2.0) -> str:
+    """Wall time of the two integrators over the same simulated time (dt at the same CFL), as a Markdown table."""
+    w0 = gaussian_random_field(batch, n, "matern", std=3.0, generator=torch.Generator().manual_seed(0))
+    rows = ["| integrator | dt | steps | wall s | relative |", "|---|---|---|---|---|"]
+    times = {}
+    for integ in ("rk4", "cnab2"):
+        ns = NavierStokes2D(n=n, nu=2e-3, drag=0.1, forcing_amplitude=1.0, dt=0.01, integrator=integ)
+        steps = int(round(sim_time / ns.dt))
+        t0 = time.perf_counter()
+        ns.simulate(w0, steps, record_every=steps)
+        times[integ] = (ns.dt, steps, time.perf_counter() - t0)
+    base = times["rk4"][2]
+    for integ, (dt, steps, s) in times.items():
+        rows.append(f"| {integ} | {dt:g} | {steps} | {s:.2f} | {s / base:.2f} |")
+    return "\n".join(rows) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out-dir", default=os.path.join("benchmarks", "results", "fields"))
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = SpectraConfig.quick() if args.quick else SpectraConfig()
+    res = run_spectra_comparison(cfg, progress=True, with_generator=True)
+    paths = write_outputs(res, args.out_dir)
+    timing = solver_timing(n=cfg.sim_grid)
+    with open(paths["summary"], "a") as f:
+        f.write(f"\nPseudo-spectral solver, {cfg.sim_grid}² batch 8, 2 time units, torch threads={args.threads}:\n\n")
+        f.write(timing)
+    print(summary_markdown(res))
+    print(timing)
+    for k, p in paths.items():
+        print(f"wrote {k}: {p}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
