@@ -30,6 +30,17 @@ COLORS = {"a": "#d62728", "b": "#1f77b4"}
 PERIOD_MS = 50
 #: seconds a control must be quiet before a new run starts (the running one is cancelled at once).
 DEBOUNCE_S = 0.2
+#: seconds between spectrum/status updates while a run streams (particles and paths go every frame).
+SLOW_PERIOD_S = 0.25
+
+
+def _nan_separated(paths: np.ndarray) -> Dict[str, np.ndarray]:
+    """``(T, P, 2)`` paths as one polyline with NaN breaks (one line glyph, two binary buffers)."""
+    T, P, _ = paths.shape
+    out = np.full((P, T + 1, 2), np.nan, dtype=np.float32)
+    out[:, :T] = paths.transpose(1, 0, 2)
+    flat = out.reshape(-1, 2)
+    return {"x": flat[:, 0], "y": flat[:, 1]}
 
 
 #: Panel >= 1.8 calls a widget's caption ``label`` (``name`` is deprecated); older versions use ``name``.
@@ -69,6 +80,8 @@ class Dashboard:
         self.runs: Dict[str, Optional[LiveRun]] = {"a": None, "b": None}
         self.run_messages: Dict[str, Optional[str]] = {"a": None, "b": None}
         self._seen: Dict[str, int] = {"a": -1, "b": -1}
+        self._slow_at: Dict[str, float] = {}
+        self._last_state: Dict[str, Any] = {}
         self._recorded: Dict[str, bool] = {"a": True, "b": True}
         self._pending: Optional[float] = None
         self._building = True
@@ -195,7 +208,7 @@ class Dashboard:
         fig = figure(width=440, height=420, match_aspect=True, tools="pan,wheel_zoom,box_zoom,reset,save",
                      title=f"{side.upper()}: particles and paths", x_range=(-4, 4), y_range=(-4, 4))
         fig.scatter("x", "y", source=self.target_src, size=2, color="#bbbbbb", alpha=0.5, legend_label="exact target")
-        fig.multi_line("xs", "ys", source=self.path_src[side], color=COLORS[side], alpha=0.35, line_width=1)
+        fig.line("x", "y", source=self.path_src[side], color=COLORS[side], alpha=0.35, line_width=1)
         fig.scatter("x", "y", source=self.point_src[side], size=2.5, color=COLORS[side], alpha=0.6,
                     legend_label="particles")
         fig.legend.location = "top_left"
@@ -207,7 +220,7 @@ class Dashboard:
         empty_pts = {"x": np.zeros(0), "y": np.zeros(0)}
         self.target_src = ColumnDataSource(dict(empty_pts))
         self.point_src = {s: ColumnDataSource(dict(empty_pts), name=f"points_{s}") for s in "ab"}
-        self.path_src = {s: ColumnDataSource({"xs": [], "ys": []}) for s in "ab"}
+        self.path_src = {s: ColumnDataSource({"x": np.zeros(0), "y": np.zeros(0)}) for s in "ab"}
         self.spec_src = {s: ColumnDataSource({"k": [], "E": []}) for s in ("a", "b", "target")}
         self.hist_src = ColumnDataSource({"nfe": [], "value": [], "label": [], "color": [], "metric": []})
         self.fig = {s: self._particle_figure(s) for s in "ab"}
@@ -316,14 +329,23 @@ class Dashboard:
             self.draw(s, run, frame)
 
     def draw(self, side: str, run: LiveRun, frame: Dict[str, Any]) -> None:
-        """Push one frame of ``side`` into its sources (runs on the server's event loop; cheap)."""
+        """Push one frame of ``side`` into its sources (runs on the server's event loop; cheap).
+
+        Browser cost is what limits the redraw rate, so each frame sends as few, as large binary buffers as
+        possible: the particles (2 float32 arrays), the paths as one NaN-separated line (2 arrays, not one
+        array per path), and, at most 4 times a second while running, the spectrum and the status text
+        (a text change re-lays out the page)."""
+        now = time.monotonic()
+        state = frame.get("state")
+        final = state in ("done", "failed", "cancelled", "scoring")
+        slow_due = final or now - self._slow_at.get(side, 0.0) >= SLOW_PERIOD_S or state != self._last_state.get(side)
         xy = frame.get("xy")
         if xy is not None:
             self.point_src[side].data = {"x": xy[:, 0], "y": xy[:, 1]}
-            paths = frame["paths"]
-            self.path_src[side].data = {"xs": list(paths[:, :, 0].T), "ys": list(paths[:, :, 1].T)}
-            k, e = frame["spectrum"]
-            self.spec_src[side].data = {"k": k, "E": e}
+            self.path_src[side].data = _nan_separated(frame["paths"])
+            if slow_due:
+                k, e = frame["spectrum"]
+                self.spec_src[side].data = {"k": k, "E": e}
             self.redraws += 1
         if "target_xy" in frame and frame["target_xy"] is not getattr(self, "_target_shown", None):
             self._target_shown = frame["target_xy"]
@@ -336,7 +358,10 @@ class Dashboard:
             for f in self.fig.values():
                 f.x_range.start, f.x_range.end, f.y_range.start, f.y_range.end = -box, box, -box, box
         cfg = self.config.panel(side)
-        self.status[side].object = format_status(frame, side.upper(), cfg.solver, cfg.schedule)
+        if slow_due:
+            self._slow_at[side] = now
+            self._last_state[side] = state
+            self.status[side].object = format_status(frame, side.upper(), cfg.solver, cfg.schedule)
         if frame.get("state") == "failed" and frame.get("message"):
             self.run_messages[side] = frame["message"]
             self._refresh_alert()
