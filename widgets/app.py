@@ -22,7 +22,7 @@ from bokeh.plotting import figure
 
 from widgets.live import LiveRun, format_status
 from widgets.state import (EPS_RANGE, FAMILIES, NFE_RANGE, PARTICLES_RANGE, SEED_RANGE, DashboardConfig, ParamSpec,
-                           build_experiment, config_to_query, convert_param, param_specs, parse_query, solver_traits)
+                           config_to_query, convert_param, param_specs, parse_query, solver_traits)
 from workbench.errors import ConfigError
 
 COLORS = {"a": "#d62728", "b": "#1f77b4"}
@@ -288,13 +288,10 @@ class Dashboard:
         sides = ["a", "b"] if cfg.compare else ["a"]
         self.b_column.visible = cfg.compare
         new: Dict[str, Optional[LiveRun]] = {"a": None, "b": None}
-        for s in sides:
-            exp, msg = build_experiment(cfg, s)
-            self.run_messages[s] = msg
-            if exp is not None:
-                new[s] = LiveRun(exp, label=s.upper()).start()
-                self._recorded[s] = False
-                self._seen[s] = -1
+        for s in sides:  # the Experiment is built in the run's thread: loading/training never blocks the server
+            new[s] = LiveRun.from_config(cfg, s).start()
+            self._recorded[s] = False
+            self._seen[s] = -1
         self.runs = new
         self._refresh_alert()
 
@@ -362,9 +359,11 @@ class Dashboard:
             self._slow_at[side] = now
             self._last_state[side] = state
             self.status[side].object = format_status(frame, side.upper(), cfg.solver, cfg.schedule)
-        if frame.get("state") == "failed" and frame.get("message"):
-            self.run_messages[side] = frame["message"]
-            self._refresh_alert()
+        if frame.get("state") in ("failed", "cancelled"):
+            self._recorded[side] = True
+            if frame.get("message"):
+                self.run_messages[side] = frame["message"]
+                self._refresh_alert()
         if frame.get("state") == "done" and not self._recorded[side]:
             self._recorded[side] = True
             value, metric = (frame["error"], "error") if frame.get("error") is not None else (frame.get("sw2"), "SW2")

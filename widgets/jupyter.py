@@ -21,7 +21,7 @@ import ipywidgets as W
 from widgets.live import LiveRun, format_status
 from widgets.render import render_png
 from widgets.state import (EPS_RANGE, FAMILIES, NFE_RANGE, PARTICLES_RANGE, SEED_RANGE, DashboardConfig,
-                           build_experiment, config_to_query, convert_param, param_specs, parse_query)
+                           config_to_query, convert_param, param_specs, parse_query)
 from workbench.errors import ConfigError
 
 #: redraws per second of the live image (matplotlib is the limit here).
@@ -177,10 +177,7 @@ class JupyterDashboard:
             self.config = cfg
             new: Dict[str, Optional[LiveRun]] = {"a": None, "b": None}
             for s in (["a", "b"] if cfg.compare else ["a"]):
-                exp, msg = build_experiment(cfg, s)
-                self.run_messages[s] = msg
-                if exp is not None:
-                    new[s] = LiveRun(exp, label=s.upper()).start()
+                new[s] = LiveRun.from_config(cfg, s).start()
             self.runs = new
             self._show_messages()
             if self._pump is None or not self._pump.is_alive():

@@ -32,6 +32,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import torch
 
+from workbench.errors import WorkbenchError
 from workbench.interpolants import INTERPOLANTS
 from workbench.metrics.distances import sliced_wasserstein
 from workbench.problems import PROBLEMS
@@ -182,17 +183,37 @@ class LiveRun:
     ``wall`` and ``steps_per_s``.
     """
 
-    def __init__(self, exp, label: str = "A", paths: int = PATHS, score: bool = True):
-        self.exp, self.label, self.n_paths, self.score = exp, label, paths, score
-        self.config = exp.config()
-        self.solver = exp.solver
+    def __init__(self, exp, label: str = "A", paths: int = PATHS, score: bool = True, solver: Optional[str] = None,
+                 nfe: Optional[int] = None):
+        self._factory = exp if callable(exp) and not hasattr(exp, "stream") else None
+        self.exp = None if self._factory is not None else exp
+        self.label, self.n_paths, self.score = label, paths, score
+        self.solver = solver if self.exp is None else self.exp.solver
+        self.config: Dict[str, Any] = {} if self.exp is None else self.exp.config()
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._version = 0
-        self._frame: Dict[str, Any] = {"state": "starting", "step": 0, "nfe": 0, "nfe_budget": exp.nfe,
+        budget = nfe if self.exp is None else self.exp.nfe
+        self._frame: Dict[str, Any] = {"state": "starting", "step": 0, "nfe": 0, "nfe_budget": budget,
                                        "message": None, "error": None, "sw2": None}
         self._thread: Optional[threading.Thread] = None
         self._run = None
+
+    @classmethod
+    def from_config(cls, cfg, which: str = "a", **kwargs: Any) -> "LiveRun":
+        """A run whose :class:`Experiment` is built *in the worker thread* (building one may load or train a
+        model), so the UI thread never waits; a bad configuration ends the run as ``failed`` with the
+        readable message of :func:`~widgets.state.build_experiment`."""
+        from widgets.state import WorkbenchError, build_experiment
+
+        def factory():
+            exp, msg = build_experiment(cfg, which)
+            if msg is not None:
+                raise WorkbenchError(msg)
+            return exp
+
+        c = cfg.panel(which)
+        return cls(factory, label=which.upper(), solver=c.solver, nfe=c.nfe, **kwargs)
 
     # -- control -----------------------------------------------------------------------------------------------
     def start(self) -> "LiveRun":
@@ -239,6 +260,14 @@ class LiveRun:
     def _work(self) -> None:
         t0 = time.perf_counter()
         try:
+            if self.exp is None:
+                try:
+                    self.exp = self._factory()
+                except WorkbenchError as exc:  # already one readable line naming the side
+                    self._publish(state="failed", message=str(exc))
+                    return
+                self.config = self.exp.config()
+                self._publish(nfe_budget=self.exp.nfe)
             cfg = self.config
             tgt = target_future(cfg)
             run = self.exp.stream()
