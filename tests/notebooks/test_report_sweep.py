@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from workbench.cli import main
 from workbench.experiment import Experiment
@@ -29,7 +30,12 @@ NB02 = NOTEBOOK_DIR / "02_solver_shootout.ipynb"
 def direct_error(solver: str, nfe: int, n_samples: int, schedule: str = "uniform") -> float:
     exp = Experiment(interpolant="linear", solver=solver, schedule=schedule, nfe=nfe, data="gmm2d",
                      n_samples=n_samples, seed=0, dtype="float64", keep_trajectory=False)
-    return exp.run().error
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the notebook does: tiny problems, and a shared CPU punishes spinning threads
+    try:
+        return exp.run().error
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _close(a: float, b: float) -> bool:

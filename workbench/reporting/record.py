@@ -39,7 +39,7 @@ def _fmt(value: Any, digits: int) -> str:
     return str(value)
 
 
-def record(values: Optional[Mapping[str, Any]] = None, digits: int = 4, **kw: Any) -> Dict[str, Any]:
+def record(values: Optional[Mapping[str, Any]] = None, digits: int = 4, **kw: Any) -> None:
     """Record scalar results of this notebook run (shown as a table; full precision kept in metadata).
 
     Args:
@@ -47,8 +47,8 @@ def record(values: Optional[Mapping[str, Any]] = None, digits: int = 4, **kw: An
         digits: significant digits of floats in the displayed table.
         **kw: more name → scalar pairs.
 
-    Returns:
-        The recorded values as plain Python scalars.
+    Nothing is returned, so a final ``record(...)`` line does not echo the values a second time (at full
+    precision, which nbval would then compare); :func:`read_results` reads them back from the notebook.
     """
     merged = {**dict(values or {}), **kw}
     out = {str(k): _scalar(str(k), v) for k, v in merged.items()}
@@ -61,11 +61,11 @@ def record(values: Optional[Mapping[str, Any]] = None, digits: int = 4, **kw: An
         if get_ipython() is not None:
             # a list of pairs keeps the order (notebook JSON is written with sorted keys)
             display({"text/plain": text}, raw=True, metadata={METADATA_KEY: [[k, v] for k, v in out.items()]})
-            return out
+            return None
     except ImportError:  # pragma: no cover - IPython is a dependency of the notebooks extra
         pass
     print(text)
-    return out
+    return None
 
 
 def read_results(notebook: Union[str, Path, Mapping]) -> Dict[str, Any]:
