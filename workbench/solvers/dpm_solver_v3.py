@@ -127,7 +127,7 @@ def compute_ems(field: Field, x: torch.Tensor, t_start: float, t_end: float, n_l
     x = x.detach()
     if float(t_nodes[0]) > t_start:  # λ(t_start) was clipped: reach the first node accurately
         x = DPMSolverPP(3, lower_order_final=False).sample(
-            field, x, 400, "logsnr", float(t_start), float(t_nodes[0])).x
+            field, x, 400, "uniform", float(t_start), float(t_nodes[0])).x
     used = field.nfe
     gen = torch.Generator(device=x.device).manual_seed(seed)
     tab = LogSNRTable.build(I, t_nodes.tolist())

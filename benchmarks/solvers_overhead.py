@@ -1,0 +1,173 @@
+"""Solver overhead per step beyond the model, side by side in one run.
+
+overhead/step = (wall time of the whole sampling call − time spent inside the model) / steps, median of
+``--repeats`` runs, on a trivial ε-model ``model(x, t) = 0.1 x`` with an 8×2 and a 64×3×32×32 float32 state.
+Ours (through ``Solver.sample``, NFE audit and finiteness flags included) vs diffusers' scheduler loop,
+flow_matching's ODESolver and torchdiffeq odeint (fixed step).
+
+    .venv/bin/python benchmarks/solvers_overhead.py      # writes benchmarks/results/solvers_overhead.{csv,md}
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import time
+from typing import Callable, Dict, List
+
+import torch
+
+from workbench import interpolants, solvers
+from workbench.models.field import Field
+
+OUT = os.path.join(os.path.dirname(__file__), "results")
+STEPS = 50
+
+
+class Timed:
+    """A trivial model that accumulates the time spent inside it."""
+
+    def __init__(self):
+        self.t = 0.0
+        self.calls = 0
+
+    def __call__(self, x, t=None):
+        tic = time.perf_counter()
+        out = x * 0.1
+        self.t += time.perf_counter() - tic
+        self.calls += 1
+        return out
+
+
+def measure(fn: Callable[[Timed], int], repeats: int) -> float:
+    """Median µs/step of (wall − model) over ``repeats`` runs; ``fn`` returns the number of steps it took."""
+    vals = []
+    fn(Timed())  # warm-up
+    for _ in range(repeats):
+        m = Timed()
+        tic = time.perf_counter()
+        steps = fn(m)
+        wall = time.perf_counter() - tic
+        vals.append((wall - m.t) / steps * 1e6)
+    return statistics.median(vals)
+
+
+def ours(name: str, params: Dict, shape) -> Callable[[Timed], int]:
+    I = interpolants.get("vp")
+    s = solvers.get(name, **params)
+    x = torch.randn(*shape)
+
+    def fn(m: Timed) -> int:
+        f = Field(m, I, "noise")
+        r = s.sample(f, x, STEPS * s.evals_per_step, schedule="logsnr", t_start=0.0, t_end=0.999)
+        return r.steps
+
+    return fn
+
+
+def diffusers_loop(cls_name: str, shape) -> Callable[[Timed], int]:
+    import diffusers
+
+    x0 = torch.randn(*shape)
+
+    def fn(m: Timed) -> int:
+        sch = getattr(diffusers, cls_name)(beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
+        sch.set_timesteps(STEPS)
+        x = x0 * sch.init_noise_sigma
+        for t in sch.timesteps:
+            xin = sch.scale_model_input(x, t)
+            x = sch.step(m(xin, t), t, x).prev_sample
+        return len(sch.timesteps)
+
+    return fn
+
+
+def fm_loop(method: str, shape) -> Callable[[Timed], int]:
+    from flow_matching.solver import ODESolver
+    from flow_matching.utils import ModelWrapper
+
+    x0 = torch.randn(*shape)
+
+    def fn(m: Timed) -> int:
+        class V(ModelWrapper):
+            def __init__(self):
+                torch.nn.Module.__init__(self)
+
+            def forward(self, x, t, **extras):
+                return m(x, t)
+
+        ODESolver(velocity_model=V()).sample(x0, step_size=1.0 / STEPS, method=method)
+        return STEPS
+
+    return fn
+
+
+def tdq_loop(method: str, shape) -> Callable[[Timed], int]:
+    import torchdiffeq
+
+    x0 = torch.randn(*shape)
+
+    def fn(m: Timed) -> int:
+        torchdiffeq.odeint(lambda t, x: m(x, t), x0, torch.tensor([0.0, 1.0]), method=method,
+                           options={"step_size": 1.0 / STEPS})
+        return STEPS
+
+    return fn
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=7)
+    a = ap.parse_args()
+    torch.set_grad_enabled(False)
+    cases = [
+        ("ours", "euler", lambda sh: ours("euler", {}, sh)),
+        ("ours", "heun", lambda sh: ours("heun", {}, sh)),
+        ("ours", "dpmpp_2m", lambda sh: ours("dpmpp_2m", {}, sh)),
+        ("ours", "dpmpp_3m", lambda sh: ours("dpmpp_3m", {}, sh)),
+        ("ours", "unipc(order=2)", lambda sh: ours("unipc", {"order": 2}, sh)),
+        ("ours", "unipc(order=3)", lambda sh: ours("unipc", {"order": 3}, sh)),
+        ("ours", "deis(order=3)", lambda sh: ours("deis", {"order": 3}, sh)),
+        ("ours", "dpm_solver_2", lambda sh: ours("dpm_solver_2", {}, sh)),
+        ("peer", "diffusers.DPMSolverMultistep", lambda sh: diffusers_loop("DPMSolverMultistepScheduler", sh)),
+        ("peer", "diffusers.UniPCMultistep", lambda sh: diffusers_loop("UniPCMultistepScheduler", sh)),
+        ("peer", "diffusers.DEISMultistep", lambda sh: diffusers_loop("DEISMultistepScheduler", sh)),
+        ("peer", "diffusers.EulerDiscrete", lambda sh: diffusers_loop("EulerDiscreteScheduler", sh)),
+        ("peer", "flow_matching.euler", lambda sh: fm_loop("euler", sh)),
+        ("peer", "flow_matching.midpoint", lambda sh: fm_loop("midpoint", sh)),
+        ("peer", "torchdiffeq.euler", lambda sh: tdq_loop("euler", sh)),
+        ("peer", "torchdiffeq.rk4", lambda sh: tdq_loop("rk4", sh)),
+    ]
+    shapes = {"8x2": (8, 2), "64x3x32x32": (64, 3, 32, 32)}
+    rows: List[Dict] = []
+    for sname, sh in shapes.items():
+        for fam, name, make in cases:
+            us = measure(make(sh), a.repeats)
+            rows.append(dict(state=sname, family=fam, solver=name, overhead_us_per_step=round(us, 1)))
+            print(f"{sname:12s} {name:32s} {us:9.1f} µs/step", flush=True)
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "solvers_overhead.csv"), "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    md = ["# Solver overhead per step beyond the model (µs/step, median; one run, same machine)", "",
+          "| solver | " + " | ".join(shapes) + " |", "|---|" + "---|" * len(shapes)]
+    for fam, name, _ in cases:
+        vals = [next(r["overhead_us_per_step"] for r in rows if r["solver"] == name and r["state"] == s) for s in shapes]
+        md.append(f"| {'**' + name + '**' if fam == 'peer' else name} | " + " | ".join(f"{v:.1f}" for v in vals) + " |")
+    for s in shapes:
+        d = {r["solver"]: r["overhead_us_per_step"] for r in rows if r["state"] == s}
+        md.append("")
+        md.append(f"Ratios on {s}: diffusers.DPMSolverMultistep / dpmpp_2m = "
+                  f"{d['diffusers.DPMSolverMultistep'] / d['dpmpp_2m']:.1f}×, diffusers.UniPCMultistep / unipc(order=2) = "
+                  f"{d['diffusers.UniPCMultistep'] / d['unipc(order=2)']:.1f}×, flow_matching.euler / euler = "
+                  f"{d['flow_matching.euler'] / d['euler']:.1f}×, torchdiffeq.euler / euler = {d['torchdiffeq.euler'] / d['euler']:.1f}×")
+    text = "\n".join(md)
+    with open(os.path.join(OUT, "solvers_overhead.md"), "w") as fh:
+        fh.write(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
