@@ -59,8 +59,9 @@ class SpectraConfig:
     refiner_iterations: int = 1500
     generator_iterations: int = 600
     lr: float = 2e-3
-    refiner_solver: str = "heun"
-    refiner_nfe: int = 8
+    input_noise: float = 0.05
+    refiner_solver: str = "euler"
+    refiner_nfe: int = 16
     refiner_schedule: str = "logsnr"
     spectrum_window: int = 10
     gen_interpolants: List[str] = field(default_factory=lambda: ["linear", "vp", "trig"])
@@ -99,10 +100,10 @@ def run_spectra_comparison(cfg: SpectraConfig, device: str = "cpu", progress: bo
 
     fno_kw = dict(width=cfg.width, modes=cfg.modes, layers=cfg.layers)
     fno = OneStepSurrogate(**fno_kw).to(device)
-    flog = fno.fit(train.to(device), cfg.fno_iterations, cfg.batch_size, cfg.lr, cfg.seed, progress)
+    flog = fno.fit(train.to(device), cfg.fno_iterations, cfg.batch_size, cfg.lr, cfg.seed, progress, cfg.input_noise)
     log(f"fno: {count_parameters(fno)} params, final loss {flog.loss[-1]:.4g} ({flog.seconds:.0f}s)")
     ref = Refiner(**fno_kw).to(device)
-    rlog = ref.fit(train.to(device), cfg.refiner_iterations, cfg.batch_size, cfg.lr, cfg.seed, progress)
+    rlog = ref.fit(train.to(device), cfg.refiner_iterations, cfg.batch_size, cfg.lr, cfg.seed, progress, cfg.input_noise)
     log(f"refiner: {count_parameters(ref)} params, final loss {rlog.loss[-1]:.4g} ({rlog.seconds:.0f}s)")
 
     u0 = test[:, 0].to(device)

@@ -49,17 +49,27 @@ class OneStepSurrogate(nn.Module):
         return u + self.r_norm.decode(z)
 
     def fit(self, traj: torch.Tensor, iterations: int = 1000, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
-            progress: bool = True) -> TrainLog:
-        """Train on all consecutive pairs of ``traj`` ``(B, T, N, N)`` with the MSE of the normalised increment."""
+            progress: bool = True, input_noise: float = 0.0) -> TrainLog:
+        r"""Train on all consecutive pairs of ``traj`` ``(B, T, N, N)`` with the MSE of the normalised increment.
+
+        ``input_noise`` = η > 0 perturbs the (normalised) input, :math:`\tilde u_t = u_t + \eta s_u\zeta`, and the
+        target increment is taken from the perturbed input (:math:`u_{t+\Delta t} - \tilde u_t`), so the model learns
+        to remove perturbations of its own input (the usual stabiliser of autoregressive rollouts).
+        """
         pairs = one_step_pairs(traj)
         dev = next(self.parameters()).device
         dt = next(self.parameters()).dtype
         a, b = pairs["inputs"].to(dev, dt), pairs["targets"].to(dev, dt)
         self.u_norm, self.r_norm = Normalizer(0.0, float(a.std())), Normalizer(0.0, float((b - a).std()))
         xa, xr = self.u_norm.encode(a), (b - a) / self.r_norm.std
+        shift = self.u_norm.std / self.r_norm.std
 
         def loss_fn(idx, g):
-            return ((self.net(xa[idx][:, None])[:, 0] - xr[idx]) ** 2).mean()
+            inp, tgt = xa[idx], xr[idx]
+            if input_noise > 0:
+                zeta = input_noise * torch.randn(inp.shape, generator=g, dtype=dt).to(dev)
+                inp, tgt = inp + zeta, tgt - shift * zeta
+            return ((self.net(inp[:, None])[:, 0] - tgt) ** 2).mean()
 
         return train_loop(self.net, loss_fn, a.shape[0], iterations, batch_size, lr, seed=seed, progress=progress,
                           desc="fno surrogate")
@@ -131,8 +141,12 @@ class InterpolantDenoiser(nn.Module):
 
     def fit_pairs(self, targets: torch.Tensor, conds: Optional[torch.Tensor], iterations: int = 1000,
                   batch_size: int = 32, lr: float = 2e-3, seed: int = 0, progress: bool = True,
-                  desc: str = "refiner") -> TrainLog:
-        r"""Velocity matching on normalised ``targets`` ``(M, N, N)`` (and ``conds``) — see module doc."""
+                  desc: str = "refiner", cond_noise: float = 0.0, target_shift: float = 0.0) -> TrainLog:
+        r"""Velocity matching on normalised ``targets`` ``(M, N, N)`` (and ``conds``) — see module doc.
+
+        ``cond_noise`` = η perturbs the condition, :math:`\tilde c = c + \eta\zeta`, and shifts the target by
+        :math:`-\texttt{target\_shift}\cdot\eta\zeta` (for increments measured from the perturbed state).
+        """
         dev = next(self.parameters()).device
         dt = next(self.parameters()).dtype
         x1 = targets.to(dev, dt)
@@ -140,10 +154,14 @@ class InterpolantDenoiser(nn.Module):
 
         def loss_fn(idx, g):
             b = x1[idx]
+            c = cc[idx] if cc is not None else None
+            if c is not None and cond_noise > 0:
+                zeta = cond_noise * torch.randn(c.shape, generator=g, dtype=dt).to(dev)
+                c, b = c + zeta, b - target_shift * zeta
             tau = sample_tau(idx.shape[0], g).to(dev, dt)
             xi = torch.randn(b.shape, generator=g, dtype=dt).to(dev)
             xt = expand_like(1 - tau, b) * xi + expand_like(tau, b) * b
-            v = self.velocity(xt, tau, cc[idx] if cc is not None else None)
+            v = self.velocity(xt, tau, c)
             return ((v - (b - xi)) ** 2).mean()
 
         return train_loop(self.net, loss_fn, x1.shape[0], iterations, batch_size, lr, seed=seed, progress=progress,
@@ -170,13 +188,14 @@ class Refiner(nn.Module):
         self.u_norm, self.r_norm = Normalizer(), Normalizer()
 
     def fit(self, traj: torch.Tensor, iterations: int = 1000, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
-            progress: bool = True) -> TrainLog:
-        """Train on consecutive pairs of ``traj`` ``(B, T, N, N)``."""
+            progress: bool = True, input_noise: float = 0.0) -> TrainLog:
+        """Train on consecutive pairs of ``traj`` ``(B, T, N, N)`` (``input_noise`` as in :meth:`OneStepSurrogate.fit`)."""
         pairs = one_step_pairs(traj)
         a, b = pairs["inputs"], pairs["targets"]
         self.u_norm, self.r_norm = Normalizer(0.0, float(a.std())), Normalizer(0.0, float((b - a).std()))
         return self.denoiser.fit_pairs((b - a) / self.r_norm.std, self.u_norm.encode(a), iterations, batch_size, lr,
-                                       seed, progress, desc="refiner")
+                                       seed, progress, desc="refiner", cond_noise=input_noise,
+                                       target_shift=self.u_norm.std / self.r_norm.std)
 
     @torch.no_grad()
     def forward(self, u: torch.Tensor, solver: Union[str, Solver] = "heun", nfe: int = 16,
