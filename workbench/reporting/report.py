@@ -101,6 +101,25 @@ def export_html(executed: Union[str, Path], html_path: Union[str, Path]) -> str:
     return str(html_path)
 
 
+def _notebook_kernel(path: Path) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh).get("metadata", {}).get("kernelspec", {}).get("name", "python3")
+
+
+def _kernel_command(name: str) -> Dict[str, Any]:
+    """Which interpreter the kernel ``name`` starts (jupyter_client runs ``python`` as this interpreter)."""
+    import sys
+
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        argv = list(KernelSpecManager().get_kernel_spec(name).argv)
+    except Exception as exc:  # noqa: BLE001 - recorded, papermill reports the real failure
+        return {"name": name, "error": f"{type(exc).__name__}: {exc}"}
+    exe = sys.executable if argv and argv[0] in ("python", "python3") else (argv[0] if argv else None)
+    return {"name": name, "executable": exe, "this_interpreter": exe == sys.executable}
+
+
 def _describe_failure(exc: BaseException) -> str:
     ename = getattr(exc, "ename", None)
     if ename is not None:
@@ -152,6 +171,7 @@ def run_report(notebook: Union[str, Path], parameters: Optional[Mapping[str, Any
     }
     import papermill as pm
 
+    record["kernel"] = _kernel_command(kernel_name or _notebook_kernel(nb_path))
     logging.getLogger("papermill").setLevel(logging.WARNING)
     saved_env = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update(env or {})
