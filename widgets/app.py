@@ -13,6 +13,7 @@ import io
 import json
 import time
 from typing import Any, Dict, List, Optional
+import weakref
 from urllib.parse import urlencode
 
 import numpy as np
@@ -45,6 +46,10 @@ def _nan_separated(paths: np.ndarray) -> Dict[str, np.ndarray]:
 
 #: Panel >= 1.8 calls a widget's caption ``label`` (``name`` is deprecated); older versions use ``name``.
 _LABEL = "label" if "label" in pn.widgets.Select.param else "name"
+
+
+#: every Dashboard of this process (weak): lets tests check that destroyed sessions stop their callbacks.
+DASHBOARDS: "weakref.WeakSet[Dashboard]" = weakref.WeakSet()
 
 
 def _lbl(text: str) -> Dict[str, str]:
@@ -93,6 +98,8 @@ class Dashboard:
         self._building = False
         self.config = cfg
         self._callback = None
+        self.closed = False
+        DASHBOARDS.add(self)
         if periodic:
             self._callback = pn.state.add_periodic_callback(self.tick, period=PERIOD_MS)
             try:
@@ -375,6 +382,7 @@ class Dashboard:
 
     def close(self, *_: Any) -> None:
         """Stop the periodic callback and cancel runs (called when the session is destroyed)."""
+        self.closed = True
         self.cancel()
         if self._callback is not None:
             try:

@@ -351,7 +351,7 @@ def format_status(frame: Dict[str, Any], label: str, solver: str, schedule: str)
         parts.append(f"rejected {frame['rejected']}")
     if frame.get("wall") is not None:
         parts.append(f"{frame['wall']:.2f} s")
-    parts.append(f"*{state}*")
+    parts.append("*starting (building the model)*" if state == "starting" else f"*{state}*")
     return " · ".join(parts)
 
 
