@@ -50,7 +50,7 @@ def dashboard_server():
     yield url
     proc.terminate()
     try:
-        proc.wait(10)
+        proc.wait(3)
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
