@@ -15,7 +15,10 @@ def _read_params_file(path: str) -> dict:
         raise ConfigError("parameters-file", f"file {path} does not exist")
     try:
         if p.suffix == ".toml":
-            import tomllib
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib
 
             data = tomllib.loads(p.read_text())
         else:

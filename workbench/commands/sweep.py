@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("notebook", nargs="?", default=None, help="the .ipynb (or 'notebook:' in the grid file)")
     p.add_argument("--grid", default=None, help="YAML/TOML file with 'grid' (and 'parameters', 'notebook')")
     p.add_argument("-g", "--vary", nargs="+", action="append", metavar="KEY VALUE", default=[],
-                   help="a swept parameter and its values: -g nfe 8 16 32")
+                   help="a swept parameter and its values: -g solvers euler heun")
     p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"), default=[],
                    help="a parameter fixed for every run")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:port)")
@@ -54,7 +54,7 @@ def run(args) -> int:
         if key not in schema:
             validate_parameters(schema, {key: None})  # raises the unknown-name error
         grid[key] = [schema[key].parse(v) for v in values]
-    sets = expand_grid(grid, {k: v for k, v in fixed.items() if k not in grid})
+    sets = expand_grid(grid, fixed)
     if args.dry_run:
         for i, ps in enumerate(sets):
             print(f"run {i}: {validate_parameters(schema, ps)}")

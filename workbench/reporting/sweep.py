@@ -75,7 +75,10 @@ def load_grid(path: Union[str, Path]) -> Tuple[Optional[str], Dict[str, Any], Di
     text = p.read_text(encoding="utf-8")
     try:
         if p.suffix == ".toml":
-            import tomllib
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib
 
             data = tomllib.loads(text)
         elif p.suffix in (".yaml", ".yml", ".json"):
@@ -183,8 +186,6 @@ def run_sweep(notebook: Union[str, Path], param_sets: Sequence[Mapping[str, Any]
             raise ConfigError("grid", f"run {i}: {exc}") from None
     varying = [k for k in schema if len({json.dumps(ps.get(k, schema[k].default), default=str)
                                          for ps in checked}) > 1]
-    sweep_dir = timestamped_dir(out_root, f"sweep-{nb_path.stem}").resolve()
-    run_dirs = [str(sweep_dir / _run_dirname(i, ps, varying)) for i, ps in enumerate(checked)]
 
     from distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
@@ -204,7 +205,15 @@ def run_sweep(notebook: Union[str, Path], param_sets: Sequence[Mapping[str, Any]
             client = Client(scheduler, timeout=connect_timeout)
         except (OSError, TimeoutError) as exc:
             raise ConfigError("scheduler", f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
+        try:
+            client.wait_for_workers(1, timeout=connect_timeout)
+        except (OSError, TimeoutError):
+            client.close()
+            raise ConfigError("scheduler", f"the Dask scheduler at {scheduler!r} has no workers "
+                                           f"(waited {connect_timeout:g} s); start some with `dask worker {scheduler}`")
         workers, threads = len(client.scheduler_info().get("workers", {})), None
+    sweep_dir = timestamped_dir(out_root, f"sweep-{nb_path.stem}").resolve()
+    run_dirs = [str(sweep_dir / _run_dirname(i, ps, varying)) for i, ps in enumerate(checked)]
     info = {"notebook": str(nb_path), "scheduler": scheduler or "LocalCluster", "workers": workers,
             "started": _dt.datetime.now().isoformat(timespec="seconds"), "versions": package_versions()}
     runs: List[Optional[Dict[str, Any]]] = [None] * len(checked)
