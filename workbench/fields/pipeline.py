@@ -134,7 +134,8 @@ def run_spectra_comparison(cfg: SpectraConfig, device: str = "cpu", progress: bo
         "log_spectral_error": {k: log_spectral_error(spec[k], spec["solver"], k_min=1, k_max=int(km))
                                for k in ("fno", "refiner")},
         "tail_range": [kc, km],
-        "tail_curve": {k: [tail_ratio(energy_spectrum(x[:, i]).mean(), energy_spectrum(truth[:, i]).mean(), kc, km)
+        "tail_curve": {k: [tail_ratio(energy_spectrum(x[:, i]).mean(), energy_spectrum(truth[:, i]).mean(),
+                                      k_cut=kc, k_max=km)
                            for i in range(1, cfg.rollout_steps + 1)]
                        for k, x in (("fno", pred_fno), ("refiner", pred_ref))},
         "timing": {"data_s": t_data, "fno_train_s": flog.seconds, "refiner_train_s": rlog.seconds,

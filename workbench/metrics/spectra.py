@@ -41,15 +41,17 @@ class Spectrum:
         k: shell wavenumbers ``(K,)`` (0, 1, …, in units of :math:`2\\pi/L`).
         energy: ``(..., K)`` energy per shell; sums to ½⟨|u|²⟩.
         counts: number of Fourier modes in each shell ``(K,)`` (full-plane count).
+        grid: the grid size N the spectrum was computed on.
     """
 
     k: torch.Tensor
     energy: torch.Tensor
     counts: torch.Tensor
+    grid: int = 0
 
     def mean(self) -> "Spectrum":
         """The ensemble mean over every leading dimension."""
-        return Spectrum(self.k, self.energy.reshape(-1, self.energy.shape[-1]).mean(0), self.counts)
+        return Spectrum(self.k, self.energy.reshape(-1, self.energy.shape[-1]).mean(0), self.counts, self.grid)
 
 
 @lru_cache(maxsize=32)
@@ -107,7 +109,7 @@ def energy_spectrum(x: torch.Tensor, kind: str = "scalar", length: float = 2 * m
         power = power.sum(-2)
     elif kind == "vorticity":
         power = power * inv_k2
-    return Spectrum(k, 0.5 * power @ onehot, counts)
+    return Spectrum(k, 0.5 * power @ onehot, counts, n)
 
 
 def mean_spectrum(x: torch.Tensor, kind: str = "scalar", length: float = 2 * math.pi) -> Spectrum:
@@ -167,8 +169,8 @@ def paired_spectral_error(a: torch.Tensor, b: torch.Tensor, length: float = 2 * 
     return torch.sqrt(num / den.clamp_min(1e-30)).reshape(-1, num.shape[-1]).mean(0)
 
 
-def tail_ratio(a, b, k_cut: Optional[float] = None, kind: str = "scalar", length: float = 2 * math.pi,
-               k_max: Optional[float] = None) -> float:
+def tail_ratio(a, b, k_cut: Optional[float] = None, k_max: Optional[float] = None, kind: str = "scalar",
+               length: float = 2 * math.pi) -> float:
     r"""High-wavenumber tail ratio :math:`\sum_{k_c \le s \le k_{max}} \bar E_a(s) / \sum_{k_c \le s \le k_{max}} \bar E_b(s)`.
 
     1 means the tail of ``a`` carries the reference's energy, < 1 a lost (damped) tail, > 1 excess noise.
@@ -189,8 +191,9 @@ def _grid_size(a, b) -> int:
     for v in (a, b):
         if isinstance(v, torch.Tensor):
             return int(v.shape[-1])
-    # from shell count K ≈ N/√2 + 1
-    return int(round((a.energy.shape[-1] - 1) * math.sqrt(2)))
+        if isinstance(v, Spectrum) and v.grid:
+            return int(v.grid)
+    raise ConfigError("k_cut", "give k_cut and k_max explicitly for spectra without a grid size")
 
 
 def fit_slope(spec: Spectrum, k_min: float, k_max: float) -> float:
