@@ -69,6 +69,9 @@ def test_spectral_errors_and_tail_ratio():
     b = torch.fft.irfft2(fh * damp, s=(n, n))
     r = tail_ratio(b, a, k_cut=6, k_max=10)
     assert abs(r - 0.25) < 1e-9
+    # defaults (N/6 .. N/3) are the same for tensors and for precomputed spectra
+    assert tail_ratio(energy_spectrum(b).mean(), energy_spectrum(a)) == pytest.approx(tail_ratio(b, a), rel=1e-12)
+    assert tail_ratio(b, a) == pytest.approx(0.25, rel=1e-9)
     err = spectral_error(b, a)
     assert abs(float(err[8]) - 0.75) < 1e-9 and float(err[2]) < 1e-12
     pe = paired_spectral_error(b, a)
