@@ -212,6 +212,11 @@ def write(rows: List[Dict]) -> str:
                      and r["schedule"] == sc and r["nfe_budget"] == n]
                 vals.append(f"{r[0]['l2']:.2e}" if r else "—")
             md.append(f"| {'**' + s + '**' if fam == 'peer' else s} | {i} | {sc} | " + " | ".join(vals) + " |")
+        md += ["", "| NFE | best ours (solver / interpolant / schedule) | L2 | best peer | L2 |", "|---|---|---|---|---|"]
+        for n in NFES:
+            o, q = best(rows, p, "ours", n), best(rows, p, "peer", n)
+            md.append(f"| {n} | {o['solver']} / {o['interpolant']} / {o['schedule']} | {o['l2']:.2e} | "
+                      f"{q['solver']} | {q['l2']:.2e} |")
         o10, p20 = best(rows, p, "ours", 10), best(rows, p, "peer", 20)
         md += ["", f"Target on {p}: best ours @ NFE 10 = {o10['solver']} / {o10['interpolant']} / {o10['schedule']}: "
                    f"L2 {o10['l2']:.3e}; best peer @ NFE 20 = {p20['solver']} ({p20['interpolant']}): L2 {p20['l2']:.3e}; "
@@ -248,16 +253,22 @@ def plot(rows):
         ax.grid(True, which="both", alpha=0.3)
     axes[1].legend(fontsize=6, ncol=2, loc="lower left")
     fig.tight_layout()
-    fig.savefig(os.path.join(OUT, "solvers_accuracy.png"), dpi=110)
+    fig.savefig(os.path.join(OUT, "solvers_accuracy.png"), dpi=70)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n2d", type=int, default=1000, help="samples for gmm2d")
     ap.add_argument("--nnd", type=int, default=256, help="samples for gmm_nd")
+    ap.add_argument("--from-csv", action="store_true", help="rebuild the table and plot from the stored CSV")
     a = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    print(write(run({"gmm2d": a.n2d, "gmm_nd": a.nnd})))
+    if a.from_csv:
+        with open(os.path.join(OUT, "solvers_accuracy.csv")) as fh:
+            rows = [{k: (float(v) if k in ("l2", "sw2") else int(v) if k in ("nfe", "nfe_budget") else v)
+                     for k, v in r.items()} for r in csv.DictReader(fh)]
+    else:
+        rows = run({"gmm2d": a.n2d, "gmm_nd": a.nnd})
+    print(write(rows))
 
 
 if __name__ == "__main__":
