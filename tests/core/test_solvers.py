@@ -164,3 +164,24 @@ def test_bad_inputs_are_clear_errors():
         Field(lambda x, t: x, I, "epsilonn")
     with pytest.raises(ConfigError, match=r"x: expected shape \(B, 2\)"):
         solvers.get("euler").sample(f, torch.zeros(4, 3, dtype=torch.float64), nfe=2)
+
+
+def test_singular_conversion_at_an_end_is_a_clear_error_not_nan():
+    """A data (x1) prediction has no velocity where σ = 0 (t = 1 for linear): Heun's last stage needs it."""
+    from workbench.data.gmm import gmm2d_ring
+
+    I, g = interpolants.get("linear"), gmm2d_ring()
+    f = Field(lambda x, t: g.predict(x, t, I, "x1"), I, "x1")
+    x = g.sample_marginal(I, 0.0, 16, torch.Generator().manual_seed(0))
+    with pytest.raises(ConfigError, match=r"t_start/t_end: a 'x1' prediction determines no score/velocity at t=1"):
+        solvers.get("heun").sample(f, x, nfe=8)
+    ok = solvers.get("heun").sample(f, x, nfe=8, t_end=0.999)
+    assert bool(torch.isfinite(ok.x).all())
+    fn = Field(lambda x, t: g.predict(x, t, I, "noise"), I, "noise")
+    with pytest.raises(ConfigError, match="determines no data estimate at t=0"):
+        solvers.get("euler").sample(fn, x, nfe=8)
+    # where the conversion is regular it is exact: noise-prediction Euler = velocity-prediction Euler
+    fv = Field(lambda x, t: g.predict(x, t, I, "velocity"), I, "velocity")
+    a = solvers.get("euler").sample(fn, x, nfe=8, t_start=0.01)
+    b = solvers.get("euler").sample(fv, x, nfe=8, t_start=0.01)
+    assert torch.allclose(a.x, b.x, atol=1e-10)

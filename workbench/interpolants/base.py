@@ -29,7 +29,7 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Dict, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 
@@ -241,6 +241,33 @@ class Interpolant(ABC):
         else:  # z
             score = -value / expand_like(c.gamma, x)
         return (x + sig * sig * score) / a, score
+
+    def conversion_singularity(self, source: str, target: str, t: float) -> Optional[str]:
+        """Why converting ``source`` → ``target`` at the scalar time ``t`` is undefined, or None when it is fine.
+
+        A data (x1) prediction carries no score where σ = 0, a noise/score prediction carries no data estimate
+        where a = 0, and the velocity ↔ (D, s) map is singular where :math:`a\,\sigma\dot\sigma = \dot a\sigma^2`.
+        Samplers call this with python-float times (no host sync) to fail with a clear message instead of NaN.
+        """
+        source, target = canonical_prediction(source, "source"), canonical_prediction(target, "target")
+        if source == target:
+            return None
+        c = self._coefficients_at(float(t))
+        need_d = target == "x1" or (target == "velocity" and c.d_signal != 0.0)
+        # b = ȧD − σσ̇ s: where σ = 0 the score is infinite and σσ̇ s is a 0·∞ form, so s is needed there too
+        need_s = target in ("score", "noise", "x0", "z") or (
+            target == "velocity" and (c.sigma_dsigma != 0.0 or c.sigma == 0.0))
+        if source == "velocity":
+            bad = c.signal * c.sigma_dsigma - c.d_signal * c.sigma ** 2 == 0.0
+            return f"a velocity prediction determines neither data nor score at t={t:g}" if bad else None
+        zero_for_s = {"x1": c.sigma, "noise": c.sigma, "x0": c.alpha, "z": c.gamma}.get(source)
+        if need_s and zero_for_s is not None and zero_for_s == 0.0:
+            return f"a {source!r} prediction determines no score/velocity at t={t:g}, where its coefficient is 0"
+        if need_d and source != "x1" and c.signal == 0.0:
+            return f"a {source!r} prediction determines no data estimate at t={t:g}, where the signal a(t) = 0"
+        if need_d and source in ("x0", "z") and zero_for_s == 0.0:
+            return f"a {source!r} prediction determines nothing at t={t:g}, where its coefficient is 0"
+        return None
 
     def from_data_and_score(
         self, data: torch.Tensor, score: torch.Tensor, t: TimeLike, target: str

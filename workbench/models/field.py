@@ -42,6 +42,15 @@ class Prediction:
         if kind == self.kind:
             return self.value  # type: ignore[return-value]
         if kind not in self._cache:
+            if self.kind != DATA_SCORE:
+                why = self.interpolant.conversion_singularity(self.kind, kind, self.t)
+                if why is not None:
+                    raise ConfigError(
+                        "t_start/t_end",
+                        f"{why} ({self.interpolant.name!r} interpolant). Integrate over a shorter interval "
+                        f"(e.g. t_end=0.999), use a solver that needs only the model's own prediction, or a model "
+                        f"predicting a different quantity",
+                    )
             d, s = self.data_and_score()
             self._cache[kind] = self.interpolant.from_data_and_score(d, s, self.t, kind)
         return self._cache[kind]
