@@ -165,7 +165,19 @@ class Interpolant(ABC):
         return _safe_log(c.signal) - _safe_log(c.sigma)
 
     def t_from_log_snr(self, lam: torch.Tensor, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
-        r"""Invert :math:`\lambda(t)` on ``[lo, hi]`` by bisection in float64 (60 halvings ≈ 1e-18)."""
+        r"""Invert :math:`\lambda(t)` on ``[lo, hi]``: closed form where the family has one
+        (:meth:`_t_from_log_snr_closed`), else bisection in float64 (60 halvings ≈ 1e-18)."""
+        lam = lam.to(torch.float64)
+        closed = self._t_from_log_snr_closed(lam)
+        if closed is not None:
+            return closed.clamp(lo, hi)
+        return self._t_from_log_snr_bisect(lam, lo, hi)
+
+    def _t_from_log_snr_closed(self, lam: torch.Tensor) -> Optional[torch.Tensor]:
+        """Closed-form inverse of the log-SNR (None: use bisection)."""
+        return None
+
+    def _t_from_log_snr_bisect(self, lam: torch.Tensor, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
         lam = lam.to(torch.float64)
         a = torch.full_like(lam, lo)
         b = torch.full_like(lam, hi)

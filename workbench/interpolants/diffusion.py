@@ -58,6 +58,17 @@ class VP(_LinearBeta):
     def gamma_dgamma(self, t: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(t)
 
+    def _t_from_log_snr_closed(self, lam: torch.Tensor) -> torch.Tensor:
+        r""":math:`e^{-2\lambda} = e^{B} - 1` ⇒ :math:`B = \mathrm{softplus}(-2\lambda)`, then the root of the quadratic
+        :math:`B(s) = \beta_{min}s + \tfrac12(\beta_{max}-\beta_{min})s^2`, :math:`t = 1 - s`."""
+        B = torch.nn.functional.softplus(-2.0 * lam)
+        d = self.beta_max - self.beta_min
+        if d == 0.0:
+            s = B / self.beta_min
+        else:
+            s = 2.0 * B / (self.beta_min + torch.sqrt(self.beta_min ** 2 + 2.0 * d * B))
+        return 1.0 - s
+
     def _tensor_coefficients(self, t):
         c = super()._tensor_coefficients(t)
         # alpha * d_alpha = e^{-B} B'/2 in closed form (finite at t = 1)
@@ -98,3 +109,7 @@ class VE(Interpolant):
 
     def d_beta(self, t: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(t)
+
+    def _t_from_log_snr_closed(self, lam: torch.Tensor) -> torch.Tensor:
+        r""":math:`\lambda = -\log\sigma_{min} - (1-t)\log(\sigma_{max}/\sigma_{min})`."""
+        return 1.0 + (lam + math.log(self.sigma_min)) / math.log(self.sigma_max / self.sigma_min)

@@ -20,3 +20,7 @@ class Linear(Interpolant):
 
     def d_beta(self, t: torch.Tensor) -> torch.Tensor:
         return torch.ones_like(t)
+
+    def _t_from_log_snr_closed(self, lam: torch.Tensor) -> torch.Tensor:
+        r""":math:`\lambda = \log\frac{t}{1-t}` ⇒ :math:`t = \mathrm{sigmoid}(\lambda)`."""
+        return torch.sigmoid(lam)

@@ -76,6 +76,10 @@ class OneSided(Interpolant):
     def d_beta(self, t):
         return torch.ones_like(t) if self.path == "linear" else 0.5 * math.pi * torch.cos(0.5 * math.pi * t)
 
+    def _t_from_log_snr_closed(self, lam):
+        """Closed-form inverse of λ: sigmoid (linear path) or (2/π)·atan(e^λ) (trig path)."""
+        return torch.sigmoid(lam) if self.path == "linear" else (2.0 / math.pi) * torch.atan(torch.exp(lam))
+
 
 @register("mirror")
 class Mirror(_SqrtGamma, Interpolant):

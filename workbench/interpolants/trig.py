@@ -22,3 +22,7 @@ class Trigonometric(Interpolant):
 
     def d_beta(self, t: torch.Tensor) -> torch.Tensor:
         return 0.5 * math.pi * torch.cos(0.5 * math.pi * t)
+
+    def _t_from_log_snr_closed(self, lam: torch.Tensor) -> torch.Tensor:
+        r""":math:`\lambda = \log\tan\tfrac{\pi t}{2}` ⇒ :math:`t = \tfrac{2}{\pi}\arctan e^{\lambda}`."""
+        return (2.0 / math.pi) * torch.atan(torch.exp(lam))
