@@ -22,8 +22,8 @@ def _port() -> int:
 def test_sessions_are_separate_and_destroyed_sessions_stop_their_callbacks():
     port = _port()
     server = pn.serve({"app": lambda: create_app()}, port=port, address="127.0.0.1", show=False, threaded=True,
-                      websocket_origin=[f"127.0.0.1:{port}"], check_unused_sessions_milliseconds=200,
-                      unused_session_lifetime_milliseconds=300)
+                      websocket_origin=[f"127.0.0.1:{port}"], check_unused_sessions_milliseconds=250,
+                      unused_session_lifetime_milliseconds=4000)  # both alive when first checked
     try:
         before = set(DASHBOARDS)
         for q in ("solver=euler&nfe=4&particles=50", "solver=rk4&nfe=8&particles=50"):
