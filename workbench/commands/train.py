@@ -11,20 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .run import parse_kv
 from ..errors import ConfigError
-
-
-def _kv(items, field):
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(field, f"expected KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    return out
 
 
 def _read_config(path: str) -> dict:
@@ -63,14 +51,14 @@ def spec_from_args(args) -> dict:
             spec[key] = getattr(args, flag)
     for flag, key in (("dataset_param", "dataset_params"), ("interpolant_param", "interpolant_params"),
                       ("arch_param", "architecture_params")):
-        kv = _kv(getattr(args, flag), key)
+        kv = parse_kv(getattr(args, flag), key)
         if kv:
             spec[key] = {**spec.get(key, {}), **kv}
     for flag, key in _TRAIN_FLAGS.items():
         if getattr(args, flag) is not None:
             spec["train"][key] = getattr(args, flag)
     for flag, key in (("time_param", "time_params"), ("coupling_param", "coupling_params")):
-        kv = _kv(getattr(args, flag), key)
+        kv = parse_kv(getattr(args, flag), key)
         if kv:
             spec["train"][key] = {**spec["train"].get(key, {}), **kv}
     spec["train"]["out_dir"] = args.out
