@@ -13,9 +13,8 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
-import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Union
 
 import torch
 

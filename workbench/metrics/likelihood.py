@@ -26,7 +26,7 @@ import torch
 
 from ..errors import BudgetExceededError, ConfigError, NonFiniteError
 from ..interpolants.base import check_positive
-from ..models.field import Field
+from ..models.field import Field, as_field
 
 METHODS = ("exact", "hutchinson")
 PROBES = ("rademacher", "gaussian")
@@ -65,12 +65,6 @@ class LikelihoodResult:
         return float(self.nll_per_dim.mean())
 
 
-def _as_field(model: Any) -> Field:
-    if isinstance(model, Field):
-        return model
-    if hasattr(model, "field"):
-        return model.field()
-    raise ConfigError("field", f"expected a Field or a Predictor, got {type(model).__name__}")
 
 
 def gaussian_log_prob(x: torch.Tensor, std: float = 1.0) -> torch.Tensor:
@@ -158,7 +152,7 @@ def log_likelihood(field: Any, x: torch.Tensor, method: str = "exact", n_probes:
         NonFiniteError: the augmented state became NaN/Inf.
         BudgetExceededError: dopri5 needed more than ``nfe`` evaluations.
     """
-    f = _as_field(field)
+    f = as_field(field)
     if method not in METHODS:
         raise ConfigError("method", f"got {method!r}; allowed values are: {', '.join(METHODS)}")
     if probe not in PROBES:

@@ -20,7 +20,7 @@ from typing import Any, Union
 import torch
 
 from ..errors import ConfigError
-from ..models.field import Field
+from ..models.field import as_field
 
 
 @dataclass
@@ -37,12 +37,6 @@ class StraightnessResult:
     x1: torch.Tensor
 
 
-def _as_field(model: Any) -> Field:
-    if isinstance(model, Field):
-        return model
-    if hasattr(model, "field"):
-        return model.field()
-    raise ConfigError("field", f"expected a Field or a Predictor, got {type(model).__name__}")
 
 
 @torch.no_grad()
@@ -57,7 +51,7 @@ def straightness(field: Any, x0: torch.Tensor, nfe: int = 64, solver: str = "rk4
     """
     from .. import solvers
 
-    f = _as_field(field)
+    f = as_field(field)
     sol = solvers.get(solver)
     if sol.adaptive or sol.stochastic:
         raise ConfigError("solver", f"straightness needs a deterministic fixed-step solver, got {solver!r}")
@@ -103,7 +97,7 @@ def trajectory_curvature(field: Any, x0: torch.Tensor, nfe: int = 64, solver: st
     """Mean total turning angle and length ratio of the ODE paths from ``x0`` (plus the trajectory)."""
     from .. import solvers
 
-    res = solvers.get(solver).sample(_as_field(field), x0, nfe, return_trajectory=True)
+    res = solvers.get(solver).sample(as_field(field), x0, nfe, return_trajectory=True)
     return {"curvature": float(curvature(res.trajectory).mean()), "length_ratio": float(length_ratio(res.trajectory).mean()),
             "trajectory": res.trajectory}
 

@@ -115,3 +115,12 @@ class Field:
     def velocity(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """One model call, returned as velocity."""
         return self.predict(x, t).velocity
+
+
+def as_field(model: object) -> Field:
+    """A :class:`Field` as is, or the field of an object offering ``.field()`` (a Predictor, a trained model)."""
+    if isinstance(model, Field):
+        return model
+    if hasattr(model, "field"):
+        return model.field()  # type: ignore[attr-defined,no-any-return]
+    raise ConfigError("field", f"expected a Field or a Predictor, got {type(model).__name__}")
