@@ -185,3 +185,13 @@ def test_singular_conversion_at_an_end_is_a_clear_error_not_nan():
     a = solvers.get("euler").sample(fn, x, nfe=8, t_start=0.01)
     b = solvers.get("euler").sample(fv, x, nfe=8, t_start=0.01)
     assert torch.allclose(a.x, b.x, atol=1e-10)
+
+
+def test_device_and_shape_mismatch_are_clear_errors():
+    I = interpolants.get("linear")
+    lin = torch.nn.Linear(2, 2)
+    f = Field(lambda x, t: lin(x), I, "velocity")
+    with pytest.raises(ConfigError, match=r"device: the state x is on meta"):
+        solvers.get("euler").sample(f, torch.zeros(3, 2, device="meta"), nfe=2)
+    with pytest.raises(ConfigError, match=r"x: the model cannot take a state of shape \(3, 5\)"):
+        solvers.get("euler").sample(f, torch.zeros(3, 5), nfe=2)

@@ -110,7 +110,18 @@ class Field:
             raise BudgetExceededError(f"nfe: budget of {self.budget} function evaluations exhausted")
         self.nfe += 1
         tt = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
-        return Prediction(x, t, self.prediction, self.model(x, tt), self.interpolant)
+        try:
+            out = self.model(x, tt)
+        except RuntimeError as exc:  # translate torch's device/shape complaints into one readable line
+            msg = str(exc)
+            if "device" in msg:
+                raise ConfigError("device", f"the state x is on {x.device} but the model expects another device "
+                                            f"({msg.splitlines()[0]}); move both to the same device") from exc
+            if "shape" in msg or "size" in msg:
+                raise ConfigError("x", f"the model cannot take a state of shape {tuple(x.shape)} "
+                                       f"({msg.splitlines()[0]})") from exc
+            raise
+        return Prediction(x, t, self.prediction, out, self.interpolant)
 
     def velocity(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """One model call, returned as velocity."""
