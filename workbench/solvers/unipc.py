@@ -113,8 +113,7 @@ class UniPC(LogSNRSolver):
 
     def iterate(self, field, x, grid, generator=None):
         ts = [float(v) for v in grid.tolist()]
-        tab = LogSNRTable.build(field.interpolant, ts)
-        preds, corrs = self.plan(tab)
+        tab, (preds, corrs) = self.table_and_plan(field.interpolant, ts)
         hist: List[Optional[object]] = []
         x_prev = x
         for i in range(len(ts) - 1):
