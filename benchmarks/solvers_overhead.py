@@ -179,7 +179,7 @@ def main() -> None:
                   f"{d['diffusers.DPMSolverMultistep'] / d['dpmpp_2m']:.1f}×, diffusers.UniPCMultistep / unipc(order=2) = "
                   f"{d['diffusers.UniPCMultistep'] / d['unipc(order=2)']:.1f}×, flow_matching.euler / euler = "
                   f"{d['flow_matching.euler'] / d['euler']:.1f}×, torchdiffeq.euler / euler = {d['torchdiffeq.euler'] / d['euler']:.1f}×")
-    md += ["", f"Grid construction (our logsnr schedule, {STEPS} steps, bisection in float64): {grid_us:.0f} µs once per "
+    md += ["", f"Grid construction (our logsnr schedule, {STEPS} steps, closed-form λ→t for VP): {grid_us:.0f} µs once per "
                "(N, schedule); not included above (diffusers' set_timesteps is included in its rows).",
            f"Steps per run: {STEPS}; trivial model 0.1·x, float32, torch.no_grad."]
     text = "\n".join(md)
