@@ -21,10 +21,9 @@ import panel as pn
 from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.plotting import figure
 
-from widgets.live import LiveRun, format_status
+from widgets.live import LiveRun, format_status, launch_runs
 from widgets.state import (EPS_RANGE, FAMILIES, NFE_RANGE, PARTICLES_RANGE, SEED_RANGE, DashboardConfig, ParamSpec,
                            config_to_query, convert_param, param_specs, parse_query, solver_traits)
-from workbench.errors import ConfigError
 
 COLORS = {"a": "#d62728", "b": "#1f77b4"}
 #: ms between redraw checks (upper bound on the redraw rate: 20 frames/s).
@@ -282,24 +281,15 @@ class Dashboard:
     def start_runs(self) -> None:
         """Validate the controls and start one run per side (readable messages for bad combinations)."""
         self.cancel()
-        self.run_messages = {"a": None, "b": None}
-        try:
-            cfg = self.read_config()
-        except ConfigError as exc:
-            self.run_messages["a"] = str(exc)
-            self.runs = {"a": None, "b": None}
-            self._refresh_alert()
-            return
-        self.config = cfg
-        self._sync_url(cfg)
-        sides = ["a", "b"] if cfg.compare else ["a"]
-        self.b_column.visible = cfg.compare
-        new: Dict[str, Optional[LiveRun]] = {"a": None, "b": None}
-        for s in sides:  # the Experiment is built in the run's thread: loading/training never blocks the server
-            new[s] = LiveRun.from_config(cfg, s).start()
-            self._recorded[s] = False
-            self._seen[s] = -1
-        self.runs = new
+        cfg, self.runs, self.run_messages = launch_runs(self.read_config)
+        if cfg is not None:
+            self.config = cfg
+            self._sync_url(cfg)
+            self.b_column.visible = cfg.compare
+            for s, run in self.runs.items():
+                if run is not None:
+                    self._recorded[s] = False
+                    self._seen[s] = -1
         self._refresh_alert()
 
     def _sync_url(self, cfg: DashboardConfig) -> None:

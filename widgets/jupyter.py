@@ -18,11 +18,10 @@ from typing import Any, Dict, Optional
 
 import ipywidgets as W
 
-from widgets.live import LiveRun, format_status
+from widgets.live import LiveRun, format_status, launch_runs
 from widgets.render import render_png
 from widgets.state import (EPS_RANGE, FAMILIES, NFE_RANGE, PARTICLES_RANGE, SEED_RANGE, DashboardConfig,
                            config_to_query, convert_param, param_specs, parse_query)
-from workbench.errors import ConfigError
 
 #: redraws per second of the live image (matplotlib is the limit here).
 FPS = 4.0
@@ -166,20 +165,11 @@ class JupyterDashboard:
         """Start a run per side for the current controls (messages for bad combinations)."""
         with self._lock:
             self.cancel()
-            self.run_messages = {"a": None, "b": None}
-            try:
-                cfg = self.read_config()
-            except ConfigError as exc:
-                self.run_messages["a"] = str(exc)
-                self.runs = {"a": None, "b": None}
-                self._show_messages()
+            cfg, self.runs, self.run_messages = launch_runs(self.read_config)
+            self._show_messages()
+            if cfg is None:
                 return
             self.config = cfg
-            new: Dict[str, Optional[LiveRun]] = {"a": None, "b": None}
-            for s in (["a", "b"] if cfg.compare else ["a"]):
-                new[s] = LiveRun.from_config(cfg, s).start()
-            self.runs = new
-            self._show_messages()
             if self._pump is None or not self._pump.is_alive():
                 self._pump = threading.Thread(target=self._pump_loop, daemon=True, name="workbench-jupyter-pump")
                 self._pump.start()

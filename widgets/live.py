@@ -27,12 +27,12 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
-from workbench.errors import WorkbenchError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.interpolants import INTERPOLANTS
 from workbench.metrics.distances import sliced_wasserstein
 from workbench.problems import PROBLEMS
@@ -334,6 +334,24 @@ class LiveRun:
             self._publish(state="done", error=error, sw2=sw2, nfe=nfe, wall=wall)
         except Exception as exc:  # shown as one line in the page, never as a traceback
             self._publish(state="failed", message=f"{self.label}: {type(exc).__name__}: {exc}")
+
+
+def launch_runs(read_config: Callable[[], Any]) -> Tuple[Any, Dict[str, Optional["LiveRun"]], Dict[str, Optional[str]]]:
+    """Read the controls and start one :class:`LiveRun` per side (both front ends share this).
+
+    Returns ``(config or None, runs, messages)``; a :class:`ConfigError` from the controls becomes side a's
+    readable message and no run starts.
+    """
+    runs: Dict[str, Optional[LiveRun]] = {"a": None, "b": None}
+    messages: Dict[str, Optional[str]] = {"a": None, "b": None}
+    try:
+        cfg = read_config()
+    except ConfigError as exc:
+        messages["a"] = str(exc)
+        return None, runs, messages
+    for side in (["a", "b"] if cfg.compare else ["a"]):  # the Experiment is built in the run's thread
+        runs[side] = LiveRun.from_config(cfg, side).start()
+    return cfg, runs, messages
 
 
 def format_status(frame: Dict[str, Any], label: str, solver: str, schedule: str) -> str:
