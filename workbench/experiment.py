@@ -154,7 +154,8 @@ class Experiment:
                 raise ConfigError(name, f"must be a number in [0, 1], got {v!r}")
         if not 0.0 <= self.t_start < self.t_end <= 1.0:
             raise ConfigError("t_start/t_end", f"need 0 <= t_start < t_end <= 1, got {self.t_start}, {self.t_end}")
-        self._solver.check_interpolant(self._problem.field(self._interpolant, self._device, self._dtype))
+        self._solver.check_interpolant(self._interpolant)
+        self._problem.check(self._interpolant, self.t_start, self.t_end)
         self.grid()  # validates the schedule against this interpolant now, not mid-run
 
     # ---- pieces ------------------------------------------------------------------------------------
@@ -169,8 +170,7 @@ class Experiment:
 
     def grid(self) -> torch.Tensor:
         """The time grid the solver will use."""
-        field_ = self._problem.field(self._interpolant, self._device, self._dtype)
-        return self._solver.make_grid(field_, self.nfe, self._schedule, self.t_start, self.t_end)
+        return self._solver.make_grid(self._interpolant, self.nfe, self._schedule, self.t_start, self.t_end)
 
     def _generators(self):
         g_start = torch.Generator().manual_seed(self.seed)

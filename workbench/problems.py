@@ -43,6 +43,10 @@ class Problem(ABC):
     def sample_start(self, interpolant: Interpolant, t_start: float, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` start states at ``t_start`` (float64, CPU)."""
 
+    def check(self, interpolant: Interpolant, t_start: float, t_end: float) -> None:
+        """Refuse an interpolant or interval this problem cannot serve, cheaply (no model is built or trained).
+        Raises :class:`~workbench.errors.ConfigError`; the default accepts everything."""
+
     def sample_target(self, interpolant: Interpolant, t_end: float, n: int, generator: torch.Generator) -> Optional[torch.Tensor]:
         """Exact samples of the law at ``t_end`` (None when unknown)."""
         return None

@@ -111,3 +111,22 @@ def test_convergence_command_prints_table(capsys):
     assert main(["convergence", "--solvers", "euler", "heun", "--n-samples", "32"]) == 0
     text = capsys.readouterr().out
     assert "| euler | 1 |" in text and "| heun | 2 |" in text
+
+
+def test_validation_builds_no_model_and_problems_refuse_early():
+    """Constructing an Experiment checks everything without building (or training) the model."""
+    from workbench.problems import GMMProblem
+    from workbench.data.gmm import gaussian
+
+    class NoModelYet(GMMProblem):
+        def field(self, interpolant, device, dtype):
+            raise AssertionError("field() must not be called during validation")
+
+    exp = Experiment(data=NoModelYet(gaussian(2)), solver="rk4", nfe=8, schedule="edm")
+    assert exp.grid().shape == (3,)
+    with pytest.raises(ConfigError) as info:
+        Experiment(data="toy2d", interpolant="mirror")
+    assert info.value.field == "t_start"
+    with pytest.raises(ConfigError) as info:
+        Experiment(data="vorticity", interpolant="mirror")
+    assert info.value.field == "interpolant"

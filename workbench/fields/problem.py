@@ -23,6 +23,7 @@ import torch
 
 from ..data.navier_stokes import cache_path, kolmogorov_config, load_or_generate
 from ..errors import ConfigError
+from ..interpolants import INTERPOLANTS
 from ..interpolants.base import Interpolant
 from ..models.field import Field
 from ..problems import PROBLEMS, Problem
@@ -115,7 +116,14 @@ class VorticityProblem(Problem):
         """Normalised samples → physical vorticity."""
         return x * self.scale
 
+    def check(self, interpolant: Interpolant, t_start: float, t_end: float) -> None:
+        if not interpolant.gaussian_base:  # refuse before the generator is trained, not after
+            ok = [n for n in INTERPOLANTS.names() if INTERPOLANTS.cls(n).gaussian_base]
+            raise ConfigError("interpolant", f"{interpolant.name!r} has no Gaussian base; the field generator needs "
+                              f"one of: {', '.join(ok)}")
+
     def field(self, interpolant: Interpolant, device: torch.device, dtype: torch.dtype) -> Field:
+        self.check(interpolant, 0.0, 1.0)
         gen = self.generator().to(device=device, dtype=dtype)
         return gen.field(interpolant)
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 import torch
 
 from ..errors import ConfigError, NonFiniteError
+from ..interpolants.base import Interpolant
 from ..models.field import Field, Prediction
 from ..registry import Registry
 from ..schedules.base import SCHEDULES, Schedule
@@ -132,24 +133,26 @@ class Solver(ABC):
                 generator: Optional[torch.Generator] = None) -> Iterator[Step]:
         """Yield a :class:`Step` after each step of the grid (or each adaptive attempt)."""
 
-    def make_grid(self, field: Field, nfe: int, schedule: Union[str, Schedule] = "uniform",
+    def make_grid(self, field: Union[Field, Interpolant], nfe: int, schedule: Union[str, Schedule] = "uniform",
                   t_start: float = 0.0, t_end: float = 1.0) -> torch.Tensor:
-        """The time grid this solver uses for a budget ``nfe``."""
+        """The time grid this solver uses for a budget ``nfe`` (only the field's interpolant matters, so an
+        :class:`Interpolant` may be passed instead: no model has to be built to know the grid)."""
         sched = SCHEDULES.get(schedule) if isinstance(schedule, str) else schedule
         if self.adaptive:
             return torch.tensor([t_start, t_end], dtype=torch.float64)
-        return sched.grid(self.steps_for_nfe(nfe), field.interpolant, t_start, t_end)
+        return sched.grid(self.steps_for_nfe(nfe), _interpolant_of(field), t_start, t_end)
 
-    def check_interpolant(self, field: Field) -> None:
-        """Raise a clear error when this solver cannot run on ``field``'s interpolant."""
-        if self.needs_gaussian and not field.interpolant.monotone_snr:
+    def check_interpolant(self, field: Union[Field, Interpolant]) -> None:
+        """Raise a clear error when this solver cannot run on the interpolant (of ``field``)."""
+        interpolant = _interpolant_of(field)
+        if self.needs_gaussian and not interpolant.monotone_snr:
             from . import SOLVERS  # late import: the registry lives in the package
 
             ok = [n for n in SOLVERS.names() if not SOLVERS.cls(n).needs_gaussian]
             raise ConfigError(
                 "solver",
                 f"{self.name!r} works in log-SNR and needs an interpolant with a Gaussian part and monotone "
-                f"log-SNR; {field.interpolant.name!r} has none. Solvers that apply: {', '.join(ok)}",
+                f"log-SNR; {interpolant.name!r} has none. Solvers that apply: {', '.join(ok)}",
             )
 
     def sample(self, field: Field, x: torch.Tensor, nfe: int, schedule: Union[str, Schedule] = "uniform",
@@ -190,6 +193,10 @@ class Solver(ABC):
         if grid is None:
             grid = self.make_grid(field, nfe, schedule, t_start, t_end)
         return SamplingRun(self, field, x, nfe, grid, return_trajectory, generator, progress)
+
+
+def _interpolant_of(field: Union[Field, Interpolant]) -> Interpolant:
+    return field if isinstance(field, Interpolant) else field.interpolant
 
 
 class SamplingRun:

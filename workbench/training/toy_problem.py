@@ -67,10 +67,13 @@ class Toy2D(Problem):
     def field(self, interpolant, device, dtype):
         return self.predictor(interpolant).to(device=device, dtype=dtype).field()
 
-    def sample_start(self, interpolant, t_start, n, generator):
+    def check(self, interpolant, t_start, t_end):
         if not interpolant.gaussian_base or float(t_start) != 0.0:
             raise ConfigError("t_start", "toy2d starts from Gaussian noise at t_start = 0 (interpolants with a "
                                          "Gaussian base only)")
+
+    def sample_start(self, interpolant, t_start, n, generator):
+        self.check(interpolant, t_start, 1.0)
         return torch.randn(n, 2, generator=generator, dtype=torch.float64)
 
     def sample_target(self, interpolant, t_end, n, generator):
