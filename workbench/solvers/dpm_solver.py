@@ -92,9 +92,16 @@ def dpm_multistep_plan(tab: LogSNRTable, orders: List[int], kind: str, third_ord
 
 
 class _Multistep(LogSNRSolver):
-    """Shared step of the linear multistep log-SNR solvers: ``x_next = c_x x + Σ_j c_j m_{i-j}``."""
+    """Shared step of the linear multistep log-SNR solvers: ``x_next = c_x x + Σ_j c_j m_{i-j}``.
+
+    Runs go through :meth:`LogSNRSolver.iterate_fused`; :meth:`step` is the reference path (``fused = False``).
+    """
 
     kind = "data"
+    fused = True
+
+    def linear_steps(self, tab, plan):
+        return [(order, cx, [(g, c, kind) for g, c in terms]) for order, cx, terms, kind in plan]
 
     def step(self, field, x, t, t_next, index, state, generator):
         tab: LogSNRTable = state["table"]

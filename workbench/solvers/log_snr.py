@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dc_field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -154,17 +154,167 @@ def combine(x: Optional[torch.Tensor], cx: float, terms: Sequence[Tuple[float, t
     return out
 
 
+# How a history entry m_i of the solver's kind is kept, given the model's own output kind (see `FusedPlan`).
+_OWN, _FAST, _SLOW = 0, 1, 2
+#: The prediction names of the two extrapolated kinds (as a Field spells them).
+_RAW_NAME = {"data": "x1", "noise": "noise"}
+
+
+def _storage(raw_kind: str, kind: str, a: float, sigma: float) -> Tuple[int, float, float]:
+    r"""How to get ``m`` (of ``kind``) from a model output of ``raw_kind`` at a point with signal ``a``, noise ``sigma``.
+
+    Returns ``(mode, alpha, scale)``: ``_OWN``: ``m = raw``; ``_FAST``: ``m = scale * (x + alpha * raw)``, i.e.
+    :math:`D = (x - \sigma\hat\varepsilon)/a` or :math:`\hat\varepsilon = (x - a D)/\sigma`; ``_SLOW``: the
+    interpolant's conversion (:func:`model_output`), ``scale = 1``.
+    """
+    if raw_kind == _RAW_NAME[kind]:
+        return _OWN, 0.0, 1.0
+    if kind == "data" and raw_kind == "noise" and a > 0:
+        return _FAST, -sigma, 1.0 / a
+    if kind == "noise" and raw_kind == "x1" and sigma > 0:
+        return _FAST, -a, 1.0 / sigma
+    return _SLOW, 0.0, 1.0
+
+
+@dataclass(frozen=True)
+class FusedStep:
+    """One step of a :class:`FusedPlan`. Tensors are named by their index in the run's slot list: ``0 … depth-1``
+    the history ring, then ``X`` (the state the model saw), ``RAW`` (its output) and one slot per converted kind.
+
+    Attributes:
+        order: the order reported for the step.
+        store: ``None`` when ``m_i`` is not needed by a later step, else ``(mode, alpha, slot)``: the history slot
+            receives ``S_i = raw`` (own kind), ``x + alpha * raw`` (one fused op into a per-run ring buffer) or
+            the converted tensor; ``m_i = scale * S_i``.
+        convert: kinds whose converted value (:func:`model_output`) this step needs in their slot (rare: steps
+            that touch λ = ±∞, or models of a third kind).
+        lead: ``(slot, coefficient)``: the term that starts the new state with one multiplication.
+        rest: ``((slot, coefficient), ...)`` added in place with ``add_(alpha=...)``.
+        generic: ``(c_x, ((slot, c), ...))`` with this step's own terms read from the converted-kind slots: used when a
+            step's prediction is not of the kind the plan assumed (e.g. a time-shifted field mixing kinds).
+        scale: the factor with ``m_i = scale * S_i``.
+    """
+
+    order: int
+    store: Optional[Tuple[int, float, int]]
+    convert: Tuple[str, ...]
+    lead: Tuple[int, float]
+    rest: Tuple[Tuple[int, float], ...]
+    generic: Tuple[float, Tuple[Tuple[int, float], ...]]
+    scale: float
+
+
+@dataclass
+class FusedPlan:
+    r"""A multistep plan rewritten in the tensors a run actually holds, for one model output kind.
+
+    A linear multistep update :math:`x_{i+1} = c_x x_i + \sum_g c_g m_{i-g}` needs the history ``m`` in the
+    solver's kind (D or ε̂). When the model returns the other one, :math:`m_j = s_j (x_j + \alpha_j\,\mathrm{raw}_j)`
+    (e.g. :math:`D = (x - \sigma\hat\varepsilon)/a`), so a history entry is kept as the *unscaled*
+    :math:`S_j = x_j + \alpha_j \mathrm{raw}_j` (one fused op, written into a per-run ring buffer: no allocation)
+    and :math:`s_j` is folded into the coefficients; the current step's own term is expanded into
+    :math:`x_i` and :math:`\mathrm{raw}_i` directly (merged with :math:`c_x`). A step is then one multiplication
+    plus one in-place ``add_`` per further tensor, and the only tensor allocated per step is the new state.
+
+    Attributes:
+        raw_kind: the model output kind the plan is for. depth: ring size (largest lag + 1). steps: one
+        :class:`FusedStep` per grid interval. slots: the number of tensor slots a run keeps.
+    """
+
+    raw_kind: str
+    depth: int
+    steps: Tuple[FusedStep, ...]
+    slots: int
+    _leads: Dict[torch.dtype, Tuple[torch.Tensor, ...]] = dc_field(default_factory=dict, repr=False, compare=False)
+
+    def lead_coefficients(self, dtype: torch.dtype) -> Tuple[torch.Tensor, ...]:
+        """Each step's lead coefficient as a 0-d CPU tensor (memoised per dtype): a multiplication by a 0-d
+        tensor of the state's dtype dispatches ~2x faster than by a python float, with the same result."""
+        key = dtype if dtype in (torch.float32, torch.float64) else torch.float64
+        hit = self._leads.get(key)
+        if hit is None:
+            hit = self._leads[key] = torch.tensor([s.lead[1] for s in self.steps], dtype=key).unbind(0)
+        return hit
+
+
+def fuse_plan(entries: Sequence["LinearStep"], tab: LogSNRTable, kind: str, raw_kind: str) -> FusedPlan:
+    """Rewrite per-step linear updates (in ``m`` of ``kind``; other kinds only at lag 0) for a model whose output is
+    ``raw_kind`` (see :class:`FusedPlan`). History entries at λ = −∞ are not kept for ``kind="noise"`` (a = 0), and
+    no later step may use them."""
+    n = len(entries)
+    depth = 1 + max([g for _, _, terms in entries for g, c, _ in terms if c != 0.0] + [0])
+    X, RAW = depth, depth + 1
+    conv_slot = {k: depth + 2 + j for j, k in enumerate(KINDS)}
+    needed = [False] * n
+    for i, (_, _, terms) in enumerate(entries):
+        for g, c, k in terms:
+            if g >= 1 and c != 0.0:
+                if k != kind:
+                    raise ValueError(f"step {i}: a history term of kind {k!r} in a {kind!r} plan")
+                needed[i - g] = True
+    steps = []
+    for i, (order, cx, terms) in enumerate(entries):
+        own = kind == "data" or tab.finite(i)
+        mode, alpha, scale = _storage(raw_kind, kind, tab.a[i], tab.sigma[i])
+        if needed[i] and not own:
+            raise ValueError(f"step {i}: history at λ = -inf is used")
+        store = (mode, alpha, i % depth) if needed[i] else None
+        fast: Dict[int, float] = {X: cx}
+        generic: Dict[int, float] = {}
+        convert: List[str] = []
+
+        def add(d: Dict[int, float], key: int, c: float) -> None:
+            d[key] = d.get(key, 0.0) + c
+
+        for g, c, k in terms:
+            if c == 0.0:
+                continue
+            if g >= 1:
+                slot = (i - g) % depth
+                add(fast, slot, c * _storage(raw_kind, kind, tab.a[i - g], tab.sigma[i - g])[2])
+                add(generic, slot, c * _storage(raw_kind, kind, tab.a[i - g], tab.sigma[i - g])[2])
+                continue
+            add(generic, conv_slot[k], c)
+            if k == kind and store is not None:
+                add(fast, i % depth, c * scale)
+                continue
+            m, al, sc = _storage(raw_kind, k, tab.a[i], tab.sigma[i])
+            if m == _OWN:
+                add(fast, RAW, c)
+            elif m == _FAST:
+                add(fast, X, c * sc)
+                add(fast, RAW, c * sc * al)
+            else:
+                add(fast, conv_slot[k], c)
+                if k not in convert:
+                    convert.append(k)
+        items = [(slot, c) for slot, c in fast.items() if c != 0.0] or [(X, 0.0)]
+        steps.append(FusedStep(order, store, tuple(convert), items[0], tuple(items[1:]),
+                               (cx, tuple(generic.items())), scale))
+    return FusedPlan(raw_kind, depth, tuple(steps), depth + 2 + len(KINDS))
+
+
+#: A linear step ``x_{i+1} = c_x x_i + Σ c m_{i-lag}`` with each term's kind: (order, c_x, [(lag, c, kind)]).
+LinearStep = Tuple[int, float, List[Tuple[int, float, str]]]
+
+
 class LogSNRSolver(FixedStepSolver):
     """Base of the log-SNR samplers: builds the :class:`LogSNRTable` and a per-step coefficient plan once per run.
 
     Subclasses implement :meth:`plan` (python-float coefficients for every step, from the table only) and
-    :meth:`step`, which reads ``state["plan"][index]``.
+    :meth:`step`, which reads ``state["plan"][index]``. Linear multistep samplers also implement
+    :meth:`linear_steps`; their runs then go through :meth:`iterate_fused` (set ``fused = False`` on an instance
+    to run the reference :meth:`step` path instead).
     """
 
     needs_gaussian = True
+    fused = False
 
     def iterate(self, field: Field, x: torch.Tensor, grid: torch.Tensor,
                 generator: Optional[torch.Generator] = None):
+        if self.fused:
+            yield from self.iterate_fused(field, x, grid)
+            return
         ts = [float(v) for v in grid.tolist()]
         tab, plan = self.table_and_plan(field.interpolant, ts)
         state: Dict[str, Any] = {"n_steps": len(ts) - 1, "table": tab, "hist": []}
@@ -177,6 +327,68 @@ class LogSNRSolver(FixedStepSolver):
         """Per-step coefficients computed from the grid alone (override)."""
         return []
 
+    def linear_steps(self, tab: LogSNRTable, plan: Any) -> List[LinearStep]:
+        """The plan as ``(order, c_x, [(lag, c, kind)])`` per step (override in linear multistep samplers)."""
+        raise NotImplementedError
+
+    def iterate_fused(self, field: Field, x: torch.Tensor, grid: torch.Tensor):
+        """The step loop on a :class:`FusedPlan`: per step one model call, at most one fused op to keep the history
+        entry, one multiplication and one ``add_`` per further tensor. No host synchronisation."""
+        ts = [float(v) for v in grid.tolist()]
+        tab, plan, fused = self._cached(field.interpolant, ts)
+        kind: str = self.kind  # type: ignore[attr-defined]
+        a_, s_ = tab.a, tab.sigma
+        fp: Optional[FusedPlan] = None
+        for i in range(len(ts) - 1):
+            pred = field.predict(x, ts[i])
+            raw = pred.value
+            if fp is None:  # the plan for this model's output kind (memoised with the grid's plan)
+                fp = fused.get(pred.kind)
+                if fp is None:
+                    fp = fused[pred.kind] = fuse_plan(self.linear_steps(tab, plan), tab, kind, pred.kind)
+                steps, leads = fp.steps, fp.lead_coefficients(x.dtype)
+                X, RAW, conv = fp.depth, fp.depth + 1, {k: fp.depth + 2 + j for j, k in enumerate(KINDS)}
+                slots: List[Any] = [None] * fp.slots
+                ring: List[Optional[torch.Tensor]] = [None] * fp.depth
+            st = steps[i]
+            slots[X], slots[RAW] = x, raw
+            if pred.kind != fp.raw_kind:  # e.g. a time-shifted field mixing kinds: convert, keep the plan's scaling
+                for k in KINDS:
+                    slots[conv[k]] = None
+                cx, terms = st.generic
+                for slot, _ in terms:
+                    if slot >= X:
+                        k = KINDS[slot - X - 2]
+                        slots[slot] = model_output(pred, k, pred.x, a_[i], s_[i])
+                if st.store is not None:
+                    m = slots[conv[kind]]
+                    if m is None:
+                        m = model_output(pred, kind, pred.x, a_[i], s_[i])
+                    slots[st.store[2]] = m if st.scale == 1.0 else m * (1.0 / st.scale)
+                out = combine(x, cx, [(c, slots[slot]) for slot, c in terms])
+            else:
+                for k in st.convert:
+                    slots[conv[k]] = model_output(pred, k, x, a_[i], s_[i])
+                if st.store is not None:
+                    mode, alpha, slot = st.store
+                    if mode == _FAST:
+                        buf = ring[slot]
+                        if buf is None and not (raw.requires_grad or x.requires_grad) and raw.dtype == x.dtype \
+                                and raw.shape == x.shape:
+                            buf = ring[slot] = torch.empty_like(x)
+                        slots[slot] = torch.add(x, raw, alpha=alpha) if buf is None else \
+                            torch.add(x, raw, alpha=alpha, out=buf)
+                    elif mode == _OWN:
+                        slots[slot] = raw
+                    else:
+                        slots[slot] = slots[conv[kind]] if kind in st.convert else \
+                            model_output(pred, kind, x, a_[i], s_[i])
+                out = torch.mul(slots[st.lead[0]], leads[i])
+                for slot, c in st.rest:
+                    out.add_(slots[slot], alpha=c)
+            x = out
+            yield Step(i, ts[i], ts[i + 1], x, field.nfe, pred, True, st.order)
+
     def table_and_plan(self, interpolant, ts: List[float]) -> Tuple["LogSNRTable", Any]:
         """The λ/a/σ table and the coefficient plan of a grid, memoised per (solver, parameters, interpolant, grid).
 
@@ -185,13 +397,18 @@ class LogSNRSolver(FixedStepSolver):
         """
         # The workbench's own interpolants are fully described by their parameters (repr); anything else is
         # keyed by identity, in case it carries state its repr does not show.
+        tab, plan, _ = self._cached(interpolant, ts)
+        return tab, plan
+
+    def _cached(self, interpolant, ts: List[float]) -> Tuple["LogSNRTable", Any, Dict[str, FusedPlan]]:
+        """The memoised (table, plan, fused plans by model output kind) of a grid (see :meth:`table_and_plan`)."""
         ident = repr(interpolant) if type(interpolant).__module__.startswith("workbench.") else id(interpolant)
         key = (type(self).__module__, type(self).__name__, repr(sorted(self.params().items())),
                type(interpolant).__name__, ident, tuple(ts))
         hit = _PLAN_CACHE.get(key)
         if hit is None:
             tab = LogSNRTable.build(interpolant, ts)
-            hit = (tab, self.plan(tab))
+            hit = (tab, self.plan(tab), {})
             _PLAN_CACHE[key] = hit
             while len(_PLAN_CACHE) > _PLAN_CACHE_SIZE:
                 _PLAN_CACHE.popitem(last=False)
@@ -200,7 +417,7 @@ class LogSNRSolver(FixedStepSolver):
         return hit
 
 
-_PLAN_CACHE: "OrderedDict[tuple, Tuple[LogSNRTable, Any]]" = OrderedDict()
+_PLAN_CACHE: "OrderedDict[tuple, Tuple[LogSNRTable, Any, Dict[str, FusedPlan]]]" = OrderedDict()
 _PLAN_CACHE_SIZE = 128
 
 

@@ -17,7 +17,7 @@ predictor's (no evaluation follows it).
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -111,7 +111,37 @@ class UniPC(LogSNRSolver):
             corrs.append(unipc_coefficients(tab, i, k, self.kind, self.variant, True) if self.corrector else None)
         return preds, corrs
 
+    fused = True
+
+    def linear_steps(self, tab, plan):
+        r"""Predictor and the previous step's corrector as one update from the evaluated state :math:`\tilde x_i`.
+
+        Both start from the corrected :math:`x^c_{i-1}` with the same :math:`c_x`, so
+        :math:`x^c_i = \tilde x_i + \sum_g (c^C_g - c^P_g) m_{i-1-g} + c_{new} m_i` and
+        :math:`\tilde x_{i+1} = c_x x^c_i + \sum_g c_g m_{i-g}` is linear in :math:`\tilde x_i` and
+        :math:`m_i, \dots, m_{i-p}`: the corrected state is never formed.
+        """
+        preds, corrs = plan
+        steps = []
+        for i, (k, cx, terms, kind) in enumerate(preds):
+            coef: Dict[Tuple[int, str], float] = {}
+            for g, c in terms:
+                coef[(g, kind)] = coef.get((g, kind), 0.0) + c
+            if i > 0 and corrs[i - 1] is not None:
+                cx_c, c_terms, c_new = corrs[i - 1]
+                _, cx_p, p_terms, p_kind = preds[i - 1]
+                assert cx_c == cx_p and p_kind == self.kind, "corrector and predictor share the start point"
+                for g, c in [(-1, c_new)] + [(g, c) for g, c in c_terms] + [(g, -c) for g, c in p_terms]:
+                    key = (g + 1, self.kind)
+                    coef[key] = coef.get(key, 0.0) + cx * c
+            steps.append((k + (1 if corrs[i] is not None else 0), cx,
+                          [(g, c, kd) for (g, kd), c in sorted(coef.items())]))
+        return steps
+
     def iterate(self, field, x, grid, generator=None):
+        if self.fused:
+            yield from self.iterate_fused(field, x, grid)
+            return
         ts = [float(v) for v in grid.tolist()]
         tab, (preds, corrs) = self.table_and_plan(field.interpolant, ts)
         hist: List[Optional[object]] = []
@@ -129,7 +159,7 @@ class UniPC(LogSNRSolver):
             x_prev = x
             order, cx, terms, kind = preds[i]
             if kind != self.kind or m is None:
-                m0 = model_output(pred, kind, x, tab.a[i], tab.sigma[i])
+                m0 = model_output(pred, kind, pred.x, tab.a[i], tab.sigma[i])  # at the evaluated state
                 ms = [(c, m0) for _, c in terms]
             else:
                 ms = [(c, hist[-1 - g]) for g, c in terms]
