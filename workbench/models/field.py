@@ -104,12 +104,16 @@ class Field:
         self.nfe = 0
         self.budget = budget
 
-    def predict(self, x: torch.Tensor, t: float) -> Prediction:
-        """Call the model once at ``(x, t)`` (a python float time) and count it."""
+    def predict(self, x: torch.Tensor, t: float, t_batch: Optional[torch.Tensor] = None) -> Prediction:
+        """Call the model once at ``(x, t)`` (a python float time) and count it.
+
+        ``t_batch``: optionally the model's time argument already built (``t`` as a ``(B,)`` tensor of ``x``'s
+        dtype and device; a solver may build all of a run's in one op). The model gets a tensor of its own either way.
+        """
         if self.budget is not None and self.nfe >= self.budget:
             raise BudgetExceededError(f"nfe: budget of {self.budget} function evaluations exhausted")
         self.nfe += 1
-        tt = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
+        tt = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device) if t_batch is None else t_batch
         try:
             out = self.model(x, tt)
         except RuntimeError as exc:  # translate torch's device/shape complaints into one readable line

@@ -244,7 +244,7 @@ class SamplingRun:
                 last = step.x
                 # One cheap reduction per step and no host sync: a NaN/±Inf anywhere makes the sum non-finite
                 # (≈ 30x cheaper than isfinite(x).all() on a 64x3x32x32 state); checked once after the loop.
-                step_sums.append(step.x.detach().sum())
+                step_sums.append((last.detach() if last.requires_grad else last).sum())
                 times.append(step.t_next)
                 orders.append(step.order)
                 if self.return_trajectory:

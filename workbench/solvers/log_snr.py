@@ -312,9 +312,12 @@ class LogSNRSolver(FixedStepSolver):
 
     def iterate(self, field: Field, x: torch.Tensor, grid: torch.Tensor,
                 generator: Optional[torch.Generator] = None):
-        if self.fused:
-            yield from self.iterate_fused(field, x, grid)
-            return
+        # returns the generator itself (no `yield from` layer: one generator resume per step, not two)
+        return self.iterate_fused(field, x, grid) if self.fused else self._iterate_steps(field, x, grid, generator)
+
+    def _iterate_steps(self, field: Field, x: torch.Tensor, grid: torch.Tensor,
+                       generator: Optional[torch.Generator] = None):
+        """The reference loop: :meth:`step` per grid interval with ``state["plan"]``."""
         ts = [float(v) for v in grid.tolist()]
         tab, plan = self.table_and_plan(field.interpolant, ts)
         state: Dict[str, Any] = {"n_steps": len(ts) - 1, "table": tab, "hist": []}
@@ -335,58 +338,64 @@ class LogSNRSolver(FixedStepSolver):
         """The step loop on a :class:`FusedPlan`: per step one model call, at most one fused op to keep the history
         entry, one multiplication and one ``add_`` per further tensor. No host synchronisation."""
         ts = [float(v) for v in grid.tolist()]
+        n = len(ts) - 1
         tab, plan, fused = self._cached(field.interpolant, ts)
         kind: str = self.kind  # type: ignore[attr-defined]
         a_, s_ = tab.a, tab.sigma
+        # every step's (B,) time tensor in one op (rows of one contiguous (n, B) tensor), for a plain Field
+        tts: Optional[List[torch.Tensor]] = None
+        if type(field).predict is Field.predict and n > 0:
+            tts = list(torch.tensor(ts[:-1], dtype=x.dtype).to(x.device)[:, None].repeat(1, x.shape[0]).unbind(0))
+        add, mul, empty_like = torch.add, torch.mul, torch.empty_like
         fp: Optional[FusedPlan] = None
-        for i in range(len(ts) - 1):
-            pred = field.predict(x, ts[i])
+        for i in range(n):
+            pred = field.predict(x, ts[i]) if tts is None else field.predict(x, ts[i], tts[i])
             raw = pred.value
             if fp is None:  # the plan for this model's output kind (memoised with the grid's plan)
                 fp = fused.get(pred.kind)
                 if fp is None:
                     fp = fused[pred.kind] = fuse_plan(self.linear_steps(tab, plan), tab, kind, pred.kind)
-                steps, leads = fp.steps, fp.lead_coefficients(x.dtype)
+                raw_kind, steps, leads = fp.raw_kind, fp.steps, fp.lead_coefficients(x.dtype)
                 X, RAW, conv = fp.depth, fp.depth + 1, {k: fp.depth + 2 + j for j, k in enumerate(KINDS)}
                 slots: List[Any] = [None] * fp.slots
                 ring: List[Optional[torch.Tensor]] = [None] * fp.depth
             st = steps[i]
-            slots[X], slots[RAW] = x, raw
-            if pred.kind != fp.raw_kind:  # e.g. a time-shifted field mixing kinds: convert, keep the plan's scaling
-                for k in KINDS:
-                    slots[conv[k]] = None
-                cx, terms = st.generic
-                for slot, _ in terms:
-                    if slot >= X:
-                        k = KINDS[slot - X - 2]
-                        slots[slot] = model_output(pred, k, pred.x, a_[i], s_[i])
-                if st.store is not None:
-                    m = slots[conv[kind]]
-                    if m is None:
-                        m = model_output(pred, kind, pred.x, a_[i], s_[i])
-                    slots[st.store[2]] = m if st.scale == 1.0 else m * (1.0 / st.scale)
-                out = combine(x, cx, [(c, slots[slot]) for slot, c in terms])
-            else:
-                for k in st.convert:
-                    slots[conv[k]] = model_output(pred, k, x, a_[i], s_[i])
-                if st.store is not None:
-                    mode, alpha, slot = st.store
+            slots[X] = x
+            slots[RAW] = raw
+            if pred.kind == raw_kind:
+                if st.convert:
+                    for k in st.convert:
+                        slots[conv[k]] = model_output(pred, k, x, a_[i], s_[i])
+                store = st.store
+                if store is not None:
+                    mode, alpha, slot = store
                     if mode == _FAST:
                         buf = ring[slot]
                         if buf is None and not (raw.requires_grad or x.requires_grad) and raw.dtype == x.dtype \
                                 and raw.shape == x.shape:
-                            buf = ring[slot] = torch.empty_like(x)
-                        slots[slot] = torch.add(x, raw, alpha=alpha) if buf is None else \
-                            torch.add(x, raw, alpha=alpha, out=buf)
+                            buf = ring[slot] = empty_like(x)
+                        slots[slot] = add(x, raw, alpha=alpha) if buf is None else add(x, raw, alpha=alpha, out=buf)
                     elif mode == _OWN:
                         slots[slot] = raw
                     else:
                         slots[slot] = slots[conv[kind]] if kind in st.convert else \
                             model_output(pred, kind, x, a_[i], s_[i])
-                out = torch.mul(slots[st.lead[0]], leads[i])
+                x = mul(slots[st.lead[0]], leads[i])
                 for slot, c in st.rest:
-                    out.add_(slots[slot], alpha=c)
-            x = out
+                    x.add_(slots[slot], alpha=c)
+            else:  # e.g. a time-shifted field mixing kinds: convert, keep the plan's scaling of the history
+                for k in KINDS:
+                    slots[conv[k]] = None
+                cx, terms = st.generic
+                for slot, _ in terms:
+                    if slot >= X:
+                        slots[slot] = model_output(pred, KINDS[slot - X - 2], pred.x, a_[i], s_[i])
+                if st.store is not None:
+                    m = slots[conv[kind]]
+                    if m is None:
+                        m = model_output(pred, kind, pred.x, a_[i], s_[i])
+                    slots[st.store[2]] = m if st.scale == 1.0 else m * (1.0 / st.scale)
+                x = combine(x, cx, [(c, slots[slot]) for slot, c in terms])
             yield Step(i, ts[i], ts[i + 1], x, field.nfe, pred, True, st.order)
 
     def table_and_plan(self, interpolant, ts: List[float]) -> Tuple["LogSNRTable", Any]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Sequence, Tuple
 
+import torch
+
 from .base import FixedStepSolver, register
 
 
@@ -23,19 +25,20 @@ class ExplicitRK(FixedStepSolver):
         h = t_next - t
         first = field.predict(x, t)
         ks = [first.velocity]
+        if len(c) == 1:  # Euler: x + h k with one new tensor (same bits as ``x + h * k``: h·k, then + x)
+            out = ks[0] * h
+            return out.add_(x), first, self.order
         for i in range(1, len(c)):
             xi = x
             for aij, kj in zip(a[i], ks):
                 if aij != 0.0:
-                    xi = xi + (h * aij) * kj
+                    xi = torch.add(xi, kj, alpha=h * aij) if xi is x else xi.add_(kj, alpha=h * aij)
             ks.append(field.velocity(xi, t + c[i] * h))
-        if len(ks) == 1:
-            return x + h * ks[0], first, self.order
-        incr = w[0] * ks[0]
-        for wi, ki in zip(w[1:], ks[1:]):
+        out = None
+        for wi, ki in zip(w, ks):  # x + h Σ w_i k_i, accumulated in place into one new tensor
             if wi != 0.0:
-                incr = incr + wi * ki
-        return x + h * incr, first, self.order
+                out = torch.add(x, ki, alpha=h * wi) if out is None else out.add_(ki, alpha=h * wi)
+        return (x.clone() if out is None else out), first, self.order
 
 
 @register("euler")

@@ -139,9 +139,10 @@ class UniPC(LogSNRSolver):
         return steps
 
     def iterate(self, field, x, grid, generator=None):
-        if self.fused:
-            yield from self.iterate_fused(field, x, grid)
-            return
+        return self.iterate_fused(field, x, grid) if self.fused else self._iterate_reference(field, x, grid)
+
+    def _iterate_reference(self, field, x, grid):
+        """Predictor and corrector applied separately, outputs converted to D/ε̂ (the fused path's cross-check)."""
         ts = [float(v) for v in grid.tolist()]
         tab, (preds, corrs) = self.table_and_plan(field.interpolant, ts)
         hist: List[Optional[object]] = []
