@@ -5,16 +5,22 @@ overhead/step = (wall time of the whole sampling call − time spent inside the 
 Ours (through ``Solver.sample``, NFE audit and finiteness flags included) vs diffusers' scheduler loop,
 flow_matching's ODESolver and torchdiffeq odeint (fixed step).
 
-    .venv/bin/python benchmarks/solvers_overhead.py      # writes benchmarks/results/solvers_overhead.{csv,md}
+With ``--rounds R`` every case is measured R times, the rounds interleaved (all cases once, then again), and the
+table gives the median over rounds with its range, so a load change on a shared machine hits every contestant.
+The ``faults`` columns are minor page faults per step (fresh memory the allocator had to map again: on the large
+state glibc's heap trimming makes these come and go between processes, at ~1–3 µs each, for every contestant).
+
+    .venv/bin/python benchmarks/solvers_overhead.py --rounds 3   # writes benchmarks/results/solvers_overhead.{csv,md}
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import os
+import resource
 import statistics
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import torch
 
@@ -40,17 +46,21 @@ class Timed:
         return out
 
 
-def measure(fn: Callable[[Timed], int], repeats: int) -> float:
-    """Median µs/step of (wall − model) over ``repeats`` runs; ``fn`` returns the number of steps it took."""
+def measure(fn: Callable[[Timed], int], repeats: int) -> Tuple[float, float]:
+    """(median µs/step of (wall − model), minor page faults per step) over ``repeats`` runs; ``fn`` returns the
+    number of steps it took."""
     vals = []
     fn(Timed())  # warm-up
+    faults0, total_steps = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, 0
     for _ in range(repeats):
         m = Timed()
         tic = time.perf_counter()
         steps = fn(m)
         wall = time.perf_counter() - tic
         vals.append((wall - m.t) / steps * 1e6)
-    return statistics.median(vals)
+        total_steps += steps
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / total_steps
+    return statistics.median(vals), faults
 
 
 def ours(name: str, params: Dict, shape) -> Callable[[Timed], int]:
@@ -125,6 +135,7 @@ def tdq_loop(method: str, shape) -> Callable[[Timed], int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds of the whole table (median, range)")
     a = ap.parse_args()
     torch.set_grad_enabled(False)
     # The trivial model (ε = 0.1·x) drives states into float32 denormals on the VP path, where CPU arithmetic
@@ -150,38 +161,57 @@ def main() -> None:
         ("peer", "torchdiffeq.rk4", lambda sh: tdq_loop("rk4", sh)),
     ]
     shapes = {"8x2": (8, 2), "64x3x32x32": (64, 3, 32, 32)}
-    rows: List[Dict] = []
     I = interpolants.get("vp")
     tic = time.perf_counter()
     for _ in range(5):
         solvers.get("dpmpp_2m").make_grid(Field(Timed(), I, "noise"), STEPS, "logsnr", 0.0, 0.999)
     grid_us = (time.perf_counter() - tic) / 5 * 1e6
     print(f"grid construction (logsnr, {STEPS} steps): {grid_us:.0f} µs once", flush=True)
-    for sname, sh in shapes.items():
-        for fam, name, make in cases:
-            us = measure(make(sh), a.repeats)
-            rows.append(dict(state=sname, family=fam, solver=name, overhead_us_per_step=round(us, 1)))
-            print(f"{sname:12s} {name:32s} {us:9.1f} µs/step", flush=True)
+    samples: Dict[Tuple[str, str], List[Tuple[float, float]]] = {}
+    fns = {(sname, name): make(sh) for sname, sh in shapes.items() for _, name, make in cases}
+    for r in range(a.rounds):
+        for sname in shapes:
+            for fam, name, _ in cases:
+                us, faults = measure(fns[(sname, name)], a.repeats)
+                samples.setdefault((sname, name), []).append((us, faults))
+                print(f"round {r + 1}/{a.rounds} {sname:12s} {name:32s} {us:9.1f} µs/step {faults:7.1f} faults/step",
+                      flush=True)
+    rows: List[Dict] = []
+    for sname in shapes:
+        for fam, name, _ in cases:
+            us = [v for v, _ in samples[(sname, name)]]
+            fl = [f for _, f in samples[(sname, name)]]
+            rows.append(dict(state=sname, family=fam, solver=name, overhead_us_per_step=round(statistics.median(us), 1),
+                             min_us=round(min(us), 1), max_us=round(max(us), 1), rounds=len(us),
+                             faults_per_step=round(statistics.median(fl), 1)))
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "solvers_overhead.csv"), "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    rng = a.rounds > 1
     md = ["# Solver overhead per step beyond the model (µs/step, median; one run, same machine)", "",
-          "| solver | " + " | ".join(shapes) + " |", "|---|" + "---|" * len(shapes)]
+          (f"Median over {a.rounds} interleaved rounds [min–max]; " if rng else "") +
+          "faults = minor page faults per step (median).", "",
+          "| solver | " + " | ".join(f"{s} | faults" for s in shapes) + " |", "|---|" + "---|---|" * len(shapes)]
     for fam, name, _ in cases:
-        vals = [next(r["overhead_us_per_step"] for r in rows if r["solver"] == name and r["state"] == s) for s in shapes]
-        md.append(f"| {'**' + name + '**' if fam == 'peer' else name} | " + " | ".join(f"{v:.1f}" for v in vals) + " |")
+        cells = []
+        for s in shapes:
+            r = next(r for r in rows if r["solver"] == name and r["state"] == s)
+            v = f"{r['overhead_us_per_step']:.1f}" + (f" [{r['min_us']:.0f}–{r['max_us']:.0f}]" if rng else "")
+            cells.append(f"{v} | {r['faults_per_step']:.0f}")
+        md.append(f"| {'**' + name + '**' if fam == 'peer' else name} | " + " | ".join(cells) + " |")
     for s in shapes:
         d = {r["solver"]: r["overhead_us_per_step"] for r in rows if r["state"] == s}
         md.append("")
         md.append(f"Ratios on {s}: diffusers.DPMSolverMultistep / dpmpp_2m = "
                   f"{d['diffusers.DPMSolverMultistep'] / d['dpmpp_2m']:.1f}×, diffusers.UniPCMultistep / unipc(order=2) = "
-                  f"{d['diffusers.UniPCMultistep'] / d['unipc(order=2)']:.1f}×, flow_matching.euler / euler = "
+                  f"{d['diffusers.UniPCMultistep'] / d['unipc(order=2)']:.1f}×, diffusers.DEISMultistep / deis(order=3) = "
+                  f"{d['diffusers.DEISMultistep'] / d['deis(order=3)']:.1f}×, flow_matching.euler / euler = "
                   f"{d['flow_matching.euler'] / d['euler']:.1f}×, torchdiffeq.euler / euler = {d['torchdiffeq.euler'] / d['euler']:.1f}×")
     md += ["", f"Grid construction (our logsnr schedule, {STEPS} steps, closed-form λ→t for VP): {grid_us:.0f} µs once per "
                "(N, schedule); not included above (diffusers' set_timesteps is included in its rows).",
-           f"Steps per run: {STEPS}; trivial model 0.1·x, float32, torch.no_grad."]
+           f"Steps per run: {STEPS}; trivial model 0.1·x, float32, torch.no_grad; {a.repeats} repeats per measurement."]
     text = "\n".join(md)
     with open(os.path.join(OUT, "solvers_overhead.md"), "w") as fh:
         fh.write(text + "\n")

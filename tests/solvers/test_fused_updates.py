@@ -117,3 +117,28 @@ def test_nan_is_reported_at_its_step():
     for name in ("dpmpp_2m", "unipc", "deis"):
         with pytest.raises(NonFiniteError, match=r"step 5 \(t=0.594\)"):
             solvers.get(name).sample(Field(blows_up, I, "noise"), torch.ones(4, 2), nfe=10, grid=grid)
+
+
+def test_interleaved_runs_do_not_share_scratch():
+    """Two runs stepped alternately (a dashboard streaming two samplers) equal the runs made one after the other;
+    an abandoned run gives its scratch back to the pool."""
+    from workbench.solvers.log_snr import SCRATCH
+
+    prob = PROBLEMS.get("gmm2d")
+    I = interpolants.get("vp")
+    field = _field(prob, I, "noise")
+    s = solvers.get("unipc", order=3)
+    grid = s.make_grid(field, 12, "logsnr", 0.0, 0.99)
+    xa = prob.sample_start(I, 0.0, 16, torch.Generator().manual_seed(1))
+    xb = prob.sample_start(I, 0.0, 16, torch.Generator().manual_seed(2))
+    alone = [list(s.iterate(field, x0, grid))[-1].x for x0 in (xa, xb)]
+    ga, gb = s.iterate(field, xa, grid), s.iterate(field, xb, grid)
+    last = {}
+    for sa, sb in zip(ga, gb):
+        last["a"], last["b"] = sa.x, sb.x
+    assert torch.equal(last["a"], alone[0]) and torch.equal(last["b"], alone[1])
+    before = SCRATCH._bytes
+    g = s.iterate(field, xa, grid)
+    next(g), next(g)
+    g.close()
+    assert SCRATCH._bytes >= before  # its ring came back (or the pool was already full)

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import math
+import threading
 from dataclasses import dataclass, field as dc_field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -298,6 +299,51 @@ def fuse_plan(entries: Sequence["LinearStep"], tab: LogSNRTable, kind: str, raw_
 LinearStep = Tuple[int, float, List[Tuple[int, float, str]]]
 
 
+class ScratchPool:
+    """Scratch tensors (the fused loop's history ring) reused across runs: first touching fresh memory costs a page
+    fault per 4 KiB (≈ 200 per 64×3×32×32 float32 buffer), more than the arithmetic that fills it.
+
+    A run checks buffers out and gives them back when it ends (also when abandoned), so concurrent or interleaved
+    runs never share one. Scratch never leaves a run (states and predictions handed out are never pool tensors).
+    The pool keeps at most ``max_bytes`` in total.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 2 ** 20):
+        self.max_bytes = max_bytes
+        self._free: Dict[tuple, List[torch.Tensor]] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(t: torch.Tensor) -> tuple:
+        return tuple(t.shape), t.stride(), t.dtype, t.device
+
+    def take(self, like: torch.Tensor) -> torch.Tensor:
+        """A tensor with ``like``'s shape, strides, dtype and device (reused or new; contents undefined)."""
+        with self._lock:
+            free = self._free.get(self._key(like))
+            if free:
+                t = free.pop()
+                self._bytes -= t.element_size() * t.numel()
+                return t
+        return torch.empty_like(like).as_subclass(torch.Tensor)
+
+    def give(self, tensors: Sequence[Optional[torch.Tensor]]) -> None:
+        """Return buffers taken with :meth:`take` (dropped when the pool is full)."""
+        with self._lock:
+            for t in tensors:
+                if t is None:
+                    continue
+                size = t.element_size() * t.numel()
+                if self._bytes + size <= self.max_bytes:
+                    self._free.setdefault(self._key(t), []).append(t)
+                    self._bytes += size
+
+
+#: The scratch pool of the fused log-SNR step loops.
+SCRATCH = ScratchPool()
+
+
 class LogSNRSolver(FixedStepSolver):
     """Base of the log-SNR samplers: builds the :class:`LogSNRTable` and a per-step coefficient plan once per run.
 
@@ -346,57 +392,63 @@ class LogSNRSolver(FixedStepSolver):
         tts: Optional[List[torch.Tensor]] = None
         if type(field).predict is Field.predict and n > 0:
             tts = list(torch.tensor(ts[:-1], dtype=x.dtype).to(x.device)[:, None].repeat(1, x.shape[0]).unbind(0))
-        add, mul, empty_like = torch.add, torch.mul, torch.empty_like
+        add, mul = torch.add, torch.mul
         fp: Optional[FusedPlan] = None
-        for i in range(n):
-            pred = field.predict(x, ts[i]) if tts is None else field.predict(x, ts[i], tts[i])
-            raw = pred.value
-            if fp is None:  # the plan for this model's output kind (memoised with the grid's plan)
-                fp = fused.get(pred.kind)
-                if fp is None:
-                    fp = fused[pred.kind] = fuse_plan(self.linear_steps(tab, plan), tab, kind, pred.kind)
-                raw_kind, steps, leads = fp.raw_kind, fp.steps, fp.lead_coefficients(x.dtype)
-                X, RAW, conv = fp.depth, fp.depth + 1, {k: fp.depth + 2 + j for j, k in enumerate(KINDS)}
-                slots: List[Any] = [None] * fp.slots
-                ring: List[Optional[torch.Tensor]] = [None] * fp.depth
-            st = steps[i]
-            slots[X] = x
-            slots[RAW] = raw
-            if pred.kind == raw_kind:
-                if st.convert:
-                    for k in st.convert:
-                        slots[conv[k]] = model_output(pred, k, x, a_[i], s_[i])
-                store = st.store
-                if store is not None:
-                    mode, alpha, slot = store
-                    if mode == _FAST:
-                        buf = ring[slot]
-                        if buf is None and not (raw.requires_grad or x.requires_grad) and raw.dtype == x.dtype \
-                                and raw.shape == x.shape:
-                            buf = ring[slot] = empty_like(x)
-                        slots[slot] = add(x, raw, alpha=alpha) if buf is None else add(x, raw, alpha=alpha, out=buf)
-                    elif mode == _OWN:
-                        slots[slot] = raw
-                    else:
-                        slots[slot] = slots[conv[kind]] if kind in st.convert else \
-                            model_output(pred, kind, x, a_[i], s_[i])
-                x = mul(slots[st.lead[0]], leads[i])
-                for slot, c in st.rest:
-                    x.add_(slots[slot], alpha=c)
-            else:  # e.g. a time-shifted field mixing kinds: convert, keep the plan's scaling of the history
-                for k in KINDS:
-                    slots[conv[k]] = None
-                cx, terms = st.generic
-                for slot, _ in terms:
-                    if slot >= X:
-                        slots[slot] = model_output(pred, KINDS[slot - X - 2], pred.x, a_[i], s_[i])
-                if st.store is not None:
-                    m = slots[conv[kind]]
-                    if m is None:
-                        m = model_output(pred, kind, pred.x, a_[i], s_[i])
-                    slots[st.store[2]] = m if st.scale == 1.0 else m * (1.0 / st.scale)
-                x = combine(x, cx, [(c, slots[slot]) for slot, c in terms])
-            yield Step(i, ts[i], ts[i + 1], x, field.nfe, pred, True, st.order)
+        ring: List[Optional[torch.Tensor]] = []  # scratch from SCRATCH, given back when the run ends
+        try:
+            for i in range(n):
+                pred = field.predict(x, ts[i]) if tts is None else field.predict(x, ts[i], tts[i])
+                raw = pred.value
+                if fp is None:  # the plan for this model's output kind (memoised with the grid's plan)
+                    fp = fused.get(pred.kind)
+                    if fp is None:
+                        fp = fused[pred.kind] = fuse_plan(self.linear_steps(tab, plan), tab, kind, pred.kind)
+                    raw_kind, steps, leads = fp.raw_kind, fp.steps, fp.lead_coefficients(x.dtype)
+                    X, RAW, conv = fp.depth, fp.depth + 1, {k: fp.depth + 2 + j for j, k in enumerate(KINDS)}
+                    slots: List[Any] = [None] * fp.slots
+                    ring.extend([None] * fp.depth)
+                st = steps[i]
+                slots[X] = x
+                slots[RAW] = raw
+                if pred.kind == raw_kind:
+                    if st.convert:
+                        for k in st.convert:
+                            slots[conv[k]] = model_output(pred, k, x, a_[i], s_[i])
+                    store = st.store
+                    if store is not None:
+                        mode, alpha, slot = store
+                        if mode == _FAST:
+                            buf = ring[slot]
+                            if buf is None and not (raw.requires_grad or x.requires_grad) and raw.dtype == x.dtype \
+                                    and raw.shape == x.shape:
+                                buf = ring[slot] = SCRATCH.take(x)
+                            slots[slot] = add(x, raw, alpha=alpha) if buf is None else \
+                                add(x, raw, alpha=alpha, out=buf)
+                        elif mode == _OWN:
+                            slots[slot] = raw
+                        else:
+                            slots[slot] = slots[conv[kind]] if kind in st.convert else \
+                                model_output(pred, kind, x, a_[i], s_[i])
+                    x = mul(slots[st.lead[0]], leads[i])
+                    for slot, c in st.rest:
+                        x.add_(slots[slot], alpha=c)
+                else:  # e.g. a time-shifted field mixing kinds: convert, keep the plan's scaling of the history
+                    for k in KINDS:
+                        slots[conv[k]] = None
+                    cx, terms = st.generic
+                    for slot, _ in terms:
+                        if slot >= X:
+                            slots[slot] = model_output(pred, KINDS[slot - X - 2], pred.x, a_[i], s_[i])
+                    if st.store is not None:
+                        m = slots[conv[kind]]
+                        if m is None:
+                            m = model_output(pred, kind, pred.x, a_[i], s_[i])
+                        slots[st.store[2]] = m if st.scale == 1.0 else m * (1.0 / st.scale)
+                    x = combine(x, cx, [(c, slots[slot]) for slot, c in terms])
+                yield Step(i, ts[i], ts[i + 1], x, field.nfe, pred, True, st.order)
+        finally:
+            slots = []
+            SCRATCH.give(ring)
 
     def table_and_plan(self, interpolant, ts: List[float]) -> Tuple["LogSNRTable", Any]:
         """The λ/a/σ table and the coefficient plan of a grid, memoised per (solver, parameters, interpolant, grid).
