@@ -14,6 +14,10 @@ probability-flow ODE has two exact variation-of-constants forms (Lu et al. 2022,
 Every fixed-step sampler here is *linear* in the state and in the stored model outputs, so a run turns the time
 grid into a table of python-float coefficients **once** (``plan``) and each step is a handful of fused
 ``x * c + Σ c_j m_j`` tensor operations: no host synchronisation, no per-step ``log``/``exp`` on tensors.
+The linear multistep samplers (DPM-Solver++ multistep, UniPC, DEIS) go one step further (:class:`FusedPlan`):
+the D ↔ ε̂ conversion is folded into the coefficients and UniPC's corrector into the next predictor, so a step
+costs one model call, at most one fused op for the history entry, one multiplication and one in-place ``add_`` per
+further tensor, and allocates only the new state.
 
 Endpoints: where :math:`\sigma = 0` (λ = +∞, the data end of linear/VP paths) the first-order data step is
 exact algebra :math:`x_t = a_t D`, and where :math:`a = 0` (λ = −∞, the noise end of the linear path) it is
@@ -212,7 +216,8 @@ class FusedPlan:
     A linear multistep update :math:`x_{i+1} = c_x x_i + \sum_g c_g m_{i-g}` needs the history ``m`` in the
     solver's kind (D or ε̂). When the model returns the other one, :math:`m_j = s_j (x_j + \alpha_j\,\mathrm{raw}_j)`
     (e.g. :math:`D = (x - \sigma\hat\varepsilon)/a`), so a history entry is kept as the *unscaled*
-    :math:`S_j = x_j + \alpha_j \mathrm{raw}_j` (one fused op, written into a per-run ring buffer: no allocation)
+    :math:`S_j = x_j + \alpha_j \mathrm{raw}_j` (one fused op, written into a ring of scratch buffers from
+    :data:`SCRATCH`: no allocation)
     and :math:`s_j` is folded into the coefficients; the current step's own term is expanded into
     :math:`x_i` and :math:`\mathrm{raw}_i` directly (merged with :math:`c_x`). A step is then one multiplication
     plus one in-place ``add_`` per further tensor, and the only tensor allocated per step is the new state.
@@ -391,7 +396,8 @@ class LogSNRSolver(FixedStepSolver):
         # every step's (B,) time tensor in one op (rows of one contiguous (n, B) tensor), for a plain Field
         tts: Optional[List[torch.Tensor]] = None
         if type(field).predict is Field.predict and n > 0:
-            tts = list(torch.tensor(ts[:-1], dtype=x.dtype).to(x.device)[:, None].repeat(1, x.shape[0]).unbind(0))
+            tts = list(torch.tensor(ts[:-1], dtype=x.dtype).to(x.device)[:, None].expand(n, x.shape[0])
+                       .contiguous().unbind(0))
         add, mul = torch.add, torch.mul
         fp: Optional[FusedPlan] = None
         ring: List[Optional[torch.Tensor]] = []  # scratch from SCRATCH, given back when the run ends

@@ -12,7 +12,8 @@ with :math:`\rho` solving :math:`R_p(h)\rho = g_p(h)/B(h)` (:math:`R_{ik} = r_k^
 :math:`B(h) = h` (``bh1``) or :math:`e^{h}-1` (``bh2``), and the simplified :math:`\rho = \tfrac12` for UniP-2 / UniC-1.
 :math:`D_t` is the model evaluated at the *predicted* :math:`\tilde x_t`, which is also the next step's
 evaluation, so the corrector costs no extra NFE; the order rises from p to p + 1. The last state is the
-predictor's (no evaluation follows it).
+predictor's (no evaluation follows it). A run applies corrector and next predictor as one linear update
+(:meth:`UniPC.linear_steps`); ``fused = False`` runs them separately (the reference the tests compare with).
 """
 from __future__ import annotations
 
