@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, Iterator, Optional, Union
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 import torch
 
@@ -22,7 +22,7 @@ from .errors import ConfigError
 from .interpolants import INTERPOLANTS
 from .metrics.distances import sliced_wasserstein
 from .problems import PROBLEMS, Problem
-from .schedules import SCHEDULES
+from .schedules import SCHEDULES, GridFit, fit_grid
 from .solvers import SOLVERS, SampleResult, Step, check_nfe
 from .solvers.sde import check_eps
 from .utils import resolve_device, resolve_dtype
@@ -183,6 +183,28 @@ class Experiment:
         g_start, _, _ = self._generators()
         x = self._problem.sample_start(self._interpolant, self.t_start, self.n_samples, g_start)
         return x.to(device=self._device, dtype=self._dtype)
+
+    def fit_schedule(self, n_pilot: int = 512, max_evals: Optional[int] = None,
+                     progress: bool = False) -> Tuple["Experiment", GridFit]:
+        """Fit this experiment's time grid to its model by a pilot run (:func:`~workbench.schedules.fit_grid`).
+
+        The pilot start states come from a seed disjoint from the run's, the current schedule is the initial
+        grid, and the pilot's reference is the problem's exact map when it has one (else the model's own
+        PF-ODE by Dormand–Prince). Returns a copy of the experiment on ``schedule="explicit"`` with the fitted
+        times, and the :class:`~workbench.schedules.GridFit` (losses before/after, pilot NFE, seconds).
+        """
+        if isinstance(n_pilot, bool) or not isinstance(n_pilot, int) or n_pilot < 8:
+            raise ConfigError("n_pilot", f"must be an integer >= 8, got {n_pilot!r}")
+        g_pilot = torch.Generator().manual_seed(self.seed + 4_000_037)
+        xp = self._problem.sample_start(self._interpolant, self.t_start, n_pilot, g_pilot)
+        ref = self._problem.reference(self._interpolant, xp, self.t_start, self.t_end)
+        field_ = self._problem.field(self._interpolant, self._device, self._dtype)
+        xp = xp.to(device=self._device, dtype=self._dtype)
+        if ref is not None:
+            ref = ref.to(device=self._device, dtype=self._dtype)
+        fit = fit_grid(self._solver, field_, xp, self.nfe, self._schedule, self.t_start, self.t_end,
+                       reference=ref, max_evals=max_evals, progress=progress)
+        return replace(self, schedule="explicit", schedule_params={"times": list(fit.times)}), fit
 
     # ---- running ----------------------------------------------------------------------------------
     def stream(self) -> "ExperimentRun":
