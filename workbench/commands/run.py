@@ -78,11 +78,20 @@ def register(sub) -> None:
     p.add_argument("--out", default="outputs/run.png", help="PNG of trajectories (default outputs/run.png)")
     p.add_argument("--json", dest="json_out", default=None, help="also write the summary as JSON here")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--fit-schedule", type=int, default=0, metavar="N_PILOT",
+                   help="first fit the time grid to the model by a pilot run on N_PILOT separate start states, "
+                        "starting from --schedule (workbench.schedules.fit_grid); 0 = off")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     exp = experiment_from_args(args)
+    if args.fit_schedule:
+        exp, fit = exp.fit_schedule(n_pilot=args.fit_schedule, progress=args.progress)
+        print(f"fitted grid ({fit.evals} pilot runs, {fit.pilot_nfe} pilot NFE, {fit.seconds:.1f} s): pilot L2 "
+              f"{fit.init_loss:.4g} -> {fit.loss:.4g}, held-out {fit.init_holdout_loss:.4g} -> {fit.holdout_loss:.4g}"
+              f"{'' if fit.improved else ' (no gain: starting grid kept)'}")
+        print("times: " + ", ".join(f"{t:.6g}" for t in fit.times))
     result = exp.run(progress=args.progress)
     s = result.summary()
     print(f"interpolant={s['interpolant']} schedule={s['schedule']} solver={s['solver']} "
