@@ -111,3 +111,17 @@ def test_explicit_grid_validation():
     exp = Experiment(schedule="explicit", schedule_params={"times": [0.0, 0.5, 1.0]}, solver="heun", nfe=4,
                      n_samples=50)
     assert exp.run().nfe == 4
+
+
+def test_cli_fit_schedule(tmp_path, capsys):
+    from workbench.cli import main
+
+    out = tmp_path / "run.json"
+    code = main(["run", "--interpolant", "vp", "--t-start", "0.001", "--solver", "dpmpp_2m", "--schedule", "logsnr",
+                 "--nfe", "4", "--n-samples", "64", "--fit-schedule", "32", "--out", "", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0 and "fitted grid" in text and "times: 0.001," in text
+    cfg = json.loads(out.read_text())["config"]
+    assert cfg["schedule"] == "explicit" and len(cfg["schedule_params"]["times"]) == 5
+    assert main(["run", "--fit-schedule", "3", "--out", ""]) == 2   # n_pilot too small: one readable line
+    assert "n_pilot" in capsys.readouterr().err
