@@ -22,6 +22,7 @@ DEFAULT_STEPS: Dict[str, Sequence[int]] = {
     "heun": (16, 32, 64, 128),
     "midpoint": (16, 32, 64, 128),
     "rk4": (16, 32, 64, 128),
+    "rk4_38": (16, 32, 64, 128),
 }
 
 

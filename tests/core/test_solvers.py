@@ -19,7 +19,7 @@ def rows():
     return {r.solver: r for r in convergence_table(n_samples=128)}
 
 
-@pytest.mark.parametrize("name,expected", [("euler", 1), ("heun", 2), ("midpoint", 2), ("rk4", 4)])
+@pytest.mark.parametrize("name,expected", [("euler", 1), ("heun", 2), ("midpoint", 2), ("rk4", 4), ("rk4_38", 4)])
 def test_convergence_order_on_exact_gmm_flow(rows, name, expected):
     r = rows[name]
     assert abs(r.order - expected) <= 0.3, (name, r.order, r.errors)
@@ -38,7 +38,7 @@ def test_fitted_order_detects_a_wrong_order():
     assert abs(fitted_order([10, 20, 40], [1e-2, 2.5e-3, 6.25e-4]) - 2.0) < 1e-12
 
 
-@pytest.mark.parametrize("name", ["euler", "heun", "midpoint", "rk4", "euler_maruyama"])
+@pytest.mark.parametrize("name", ["euler", "heun", "midpoint", "rk4", "rk4_38", "euler_maruyama"])
 @pytest.mark.parametrize("nfe", [1, 4, 9, 20])
 def test_nfe_is_counted_and_never_exceeded(name, nfe):
     I = interpolants.get("linear")

@@ -82,3 +82,21 @@ def test_dopri5_matches_torchdiffeq():
     diff = (ours.x - theirs).norm(dim=1).mean().item()
     assert e_ours < 50 * tol and e_theirs < 50 * tol, (e_ours, e_theirs)
     assert diff < 50 * tol, diff
+
+
+def test_rk4_38_matches_torchdiffeq_rk4_and_classic_rk4_does_not():
+    torchdiffeq = pytest.importorskip("torchdiffeq")
+    prob = PROBLEMS.get("gmm2d")
+    I = interpolants.get("linear")
+    x0 = prob.sample_start(I, 0.0, 64, torch.Generator().manual_seed(1))
+    field = prob.field(I, "cpu", torch.float64)
+    ours = solvers.get("rk4_38").sample(field, x0, 20).x   # 5 steps on [0, 1]
+
+    def f(t, x):
+        return prob.gmm.velocity(x, float(t), I)
+
+    theirs = torchdiffeq.odeint(f, x0, torch.tensor([0.0, 1.0], dtype=torch.float64), method="rk4",
+                                options={"step_size": 0.2})[-1]
+    assert ((ours - theirs).norm() / theirs.norm()).item() < 1e-12
+    classic = solvers.get("rk4").sample(field, x0, 20).x
+    assert ((classic - theirs).norm() / theirs.norm()).item() > 1e-6

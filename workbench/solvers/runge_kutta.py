@@ -75,3 +75,20 @@ class RK4(ExplicitRK):
         ((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)),
         (1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0),
     )
+
+
+@register("rk4_38", "rk38", "three_eighths")
+class RK4ThreeEighths(ExplicitRK):
+    r"""Kutta's 3/8-rule fourth-order method (torchdiffeq's fixed-step ``rk4``); 4 NFE/step, order 4:
+
+    .. math:: x_{n+1} = x_n + \tfrac h8(k_1 + 3k_2 + 3k_3 + k_4),\quad
+              k_2 = b(t + \tfrac h3, x + \tfrac h3 k_1),\ k_3 = b(t + \tfrac{2h}3, x - \tfrac h3 k_1 + h k_2),\
+              k_4 = b(t + h, x + h(k_1 - k_2 + k_3)).
+    """
+
+    order, evals_per_step = 4, 4
+    tableau = (
+        (0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0),
+        ((), (1.0 / 3.0,), (-1.0 / 3.0, 1.0), (1.0, -1.0, 1.0)),
+        (1.0 / 8.0, 3.0 / 8.0, 3.0 / 8.0, 1.0 / 8.0),
+    )
