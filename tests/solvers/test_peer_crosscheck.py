@@ -62,18 +62,24 @@ def test_matches_diffusers(which, steps):
     assert ((other - theirs.to(torch.float64)).norm() / theirs.norm()).item() > 1e-3
 
 
-def test_dopri5_matches_torchdiffeq():
-    torchdiffeq = pytest.importorskip("torchdiffeq")
+@pytest.fixture(scope="module")
+def linear_gmm():
+    """gmm2d on the linear path: (problem, interpolant, start states, our field, torchdiffeq's f(t, x))."""
     prob = PROBLEMS.get("gmm2d")
     I = interpolants.get("linear")
     x0 = prob.sample_start(I, 0.0, 64, torch.Generator().manual_seed(1))
-    field = prob.field(I, "cpu", torch.float64)
-    tol = 1e-6
-    ours = solvers.get("dopri5", rtol=tol, atol=tol).sample(field, x0, 5000, t_start=0.0, t_end=0.999)
 
     def f(t, x):
         return prob.gmm.velocity(x, float(t), I)
 
+    return prob, I, x0, prob.field(I, "cpu", torch.float64), f
+
+
+def test_dopri5_matches_torchdiffeq(linear_gmm):
+    torchdiffeq = pytest.importorskip("torchdiffeq")
+    prob, I, x0, field, f = linear_gmm
+    tol = 1e-6
+    ours = solvers.get("dopri5", rtol=tol, atol=tol).sample(field, x0, 5000, t_start=0.0, t_end=0.999)
     theirs = torchdiffeq.odeint(f, x0, torch.tensor([0.0, 0.999], dtype=torch.float64), method="dopri5",
                                 rtol=tol, atol=tol)[-1]
     ref = prob.reference(I, x0, 0.0, 0.999)
@@ -84,17 +90,10 @@ def test_dopri5_matches_torchdiffeq():
     assert diff < 50 * tol, diff
 
 
-def test_rk4_38_matches_torchdiffeq_rk4_and_classic_rk4_does_not():
+def test_rk4_38_matches_torchdiffeq_rk4_and_classic_rk4_does_not(linear_gmm):
     torchdiffeq = pytest.importorskip("torchdiffeq")
-    prob = PROBLEMS.get("gmm2d")
-    I = interpolants.get("linear")
-    x0 = prob.sample_start(I, 0.0, 64, torch.Generator().manual_seed(1))
-    field = prob.field(I, "cpu", torch.float64)
+    prob, I, x0, field, f = linear_gmm
     ours = solvers.get("rk4_38").sample(field, x0, 20).x   # 5 steps on [0, 1]
-
-    def f(t, x):
-        return prob.gmm.velocity(x, float(t), I)
-
     theirs = torchdiffeq.odeint(f, x0, torch.tensor([0.0, 1.0], dtype=torch.float64), method="rk4",
                                 options={"step_size": 0.2})[-1]
     assert ((ours - theirs).norm() / theirs.norm()).item() < 1e-12

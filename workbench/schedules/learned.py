@@ -80,8 +80,9 @@ def _times_from_theta(theta: np.ndarray, t_start: float, t_end: float) -> np.nda
     """Monotone grid from log step lengths: cumulative softmax mapped onto ``[t_start, t_end]``."""
     w = np.exp(theta - theta.max())
     u = np.concatenate([[0.0], np.cumsum(w / w.sum())])
-    u[-1] = 1.0
-    return t_start + (t_end - t_start) * u
+    times = t_start + (t_end - t_start) * u
+    times[0], times[-1] = t_start, t_end  # exact endpoints, whatever the rounding of the sum
+    return times
 
 
 def _local_search(objective, theta0: np.ndarray, budget: int, steps: int) -> None:
