@@ -33,7 +33,7 @@ from workbench.schedules import fit_grid
 
 NFES = (5, 8, 10, 15, 20, 40)
 OURS = [
-    ("euler", {}), ("heun", {}), ("rk4", {}),
+    ("euler", {}), ("heun", {}), ("rk4", {}), ("rk4_38", {}),
     ("dpmpp_2m", {}), ("dpmpp_3m", {}), ("dpm_solver_2", {}), ("dpm_solver_3", {}),
     ("unipc", {"order": 2}), ("unipc", {"order": 3}), ("deis", {"order": 2}), ("deis", {"order": 3}),
     ("dpm_solver_v3", {"order": 3}), ("dpm_solver_v3", {"order": 2}),
