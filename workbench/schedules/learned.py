@@ -140,15 +140,14 @@ def fit_grid(solver, field: Field, x_pilot: torch.Tensor, nfe: int, init: Union[
         ConfigError: an adaptive or stochastic solver, fewer than 4 pilot states, a bad ``holdout``.
     """
     from ..solvers import SOLVERS  # late import: solvers import schedules
+    from ..solvers.pilot import check_holdout, check_pilot, pilot_reference, split_holdout
 
     solver = SOLVERS.get(solver) if isinstance(solver, str) else solver
     if solver.adaptive or solver.stochastic:
         raise ConfigError("solver", f"fit_grid needs a deterministic fixed-step solver; {solver.name!r} is "
                                     f"{'adaptive' if solver.adaptive else 'stochastic'}")
-    if not isinstance(x_pilot, torch.Tensor) or x_pilot.dim() < 1 or x_pilot.shape[0] < 4:
-        raise ConfigError("x_pilot", "needs a tensor of at least 4 pilot start states, shape (M, ...)")
-    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0.0 <= holdout < 0.9:
-        raise ConfigError("holdout", f"must be a fraction in [0, 0.9), got {holdout!r}")
+    check_pilot(x_pilot)
+    check_holdout(holdout)
     solver.check_interpolant(field)
     tic = time.perf_counter()
     inits = list(init) if isinstance(init, (list, tuple)) else [init]
@@ -168,19 +167,10 @@ def fit_grid(solver, field: Field, x_pilot: torch.Tensor, nfe: int, init: Union[
     steps = len(grids[0]) - 1
     if max_evals is None:
         max_evals = min(300 * steps, 6000)
-    pilot_nfe = 0
+    reference, pilot_nfe = pilot_reference(field, x_pilot, t_start, t_end, reference)
+    (xf, rf), (xh, rh) = split_holdout(x_pilot, reference, holdout)
+    n_hold = 0 if xh is None else xh.shape[0]
     with torch.no_grad():
-        if reference is None:
-            tol = 1e-8 if x_pilot.dtype == torch.float64 else 1e-5
-            ref_run = SOLVERS.get("dopri5", rtol=tol, atol=tol).sample(field, x_pilot, 10**7, t_start=t_start,
-                                                                     t_end=t_end)
-            reference, pilot_nfe = ref_run.x, ref_run.nfe
-        if reference.shape != x_pilot.shape:
-            raise ConfigError("reference", f"must have the pilot's shape {tuple(x_pilot.shape)}, got {tuple(reference.shape)}")
-        reference = reference.to(device=x_pilot.device, dtype=x_pilot.dtype)
-        n_hold = int(round(holdout * x_pilot.shape[0]))
-        n_fit = x_pilot.shape[0] - n_hold
-        xf, rf, xh, rh = x_pilot[:n_fit], reference[:n_fit], x_pilot[n_fit:], reference[n_fit:]
         evals = 0
 
         def mean_l2(times: np.ndarray, x: torch.Tensor, ref: torch.Tensor) -> float:

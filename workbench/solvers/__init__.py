@@ -19,6 +19,8 @@ from .dpm_solver_v3 import EMS, DPMSolverV3, compute_ems
 from .log_snr import LogSNRSolver, LogSNRTable
 from .dopri5 import Dopri5
 from .runge_kutta import RK4, Euler, ExplicitRK, Heun, Midpoint
+from . import nonstationary  # noqa: F401
+from .nonstationary import NonStationary, NSCoefficients, linearize
 from .sde import EulerMaruyama
 
 get = SOLVERS.get
@@ -30,4 +32,5 @@ __all__ = [
     "LogSNRSolver", "LogSNRTable", "DPMSolverPP", "DPMSolverPP2M", "DPMSolverPP3M", "DPMSolverSinglestep",
     "DPMSolver2", "DPMSolver3", "UniPC", "DEIS",
     "PredictorCorrector", "TimeShifted", "ShiftedField", "DPMSolverV3", "EMS", "compute_ems",
+    "NonStationary", "NSCoefficients", "linearize",
 ]

@@ -1,0 +1,273 @@
+r"""Non-stationary (bespoke) solvers: every evaluation state is its own linear combination of the start state and
+all previous model outputs (Shaul et al. 2024, "Bespoke Non-Stationary Solvers for Fast Sampling of Diffusion and
+Flow Models").
+
+With :math:`n` model evaluations :math:`K_j = K(y_j, \tau_j)` of one prediction kind (velocity, data, noise, ...),
+
+.. math::
+    y_0 = x_0,\qquad y_{j+1} = a_{j+1}\,x_0 + \sum_{k=0}^{j} b_{j+1,k}\,K_k\quad (j = 0,\dots,n-1),\qquad
+    x_{out} = y_n .
+
+Every deterministic fixed-step solver of this package (Runge–Kutta, DPM-Solver++, UniPC, DEIS, ...) is of this form
+for a fixed grid, because its update is linear in the state and the model outputs: :func:`linearize` reads its
+coefficients off exactly by running it on a basis (state :math:`e_0`, :math:`k`-th model output :math:`e_{k+1}`).
+:func:`~workbench.solvers.learned.fit_nonstationary` then tunes :math:`(\tau, a, b)` to a model from a pilot run.
+
+Without coefficients the solver is forward Euler written in this form (velocity, :math:`a = 1`,
+:math:`b_{j+1,k} = t_{k+1} - t_k`), so it runs on any schedule and interpolant.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field as dc_field
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+
+from ..errors import ConfigError, WorkbenchError
+from ..interpolants.base import PREDICTIONS, Interpolant, canonical_prediction
+from ..models.field import Field
+from .base import SOLVERS, Solver, Step, _interpolant_of, register
+
+
+@dataclass
+class NSCoefficients:
+    r"""The coefficients of a non-stationary solver with ``n`` evaluations.
+
+    Attributes:
+        times: model times :math:`\tau_0, \dots, \tau_{n-1}` of the evaluations (:math:`\tau_0 = t_{start}` unless
+            the solver shifts the model's time).
+        a: :math:`a_1 \dots a_n`, the weight of :math:`x_0` in :math:`y_1 \dots y_n`.
+        b: ``b[j]`` holds :math:`b_{j+1,0} \dots b_{j+1,j}` (``j + 1`` numbers), the weights of the outputs so far.
+        kind: the prediction kind :math:`K` the weights multiply (``velocity``, ``x1``, ``noise``, ...).
+        t_end: the time of the output state.
+        t_start: the time of the start state (default ``times[0]``).
+        source: where the numbers come from (``linearize(...)``, ``fit_nonstationary(...)``).
+    """
+
+    times: List[float]
+    a: List[float]
+    b: List[List[float]]
+    kind: str = "velocity"
+    t_end: float = 1.0
+    t_start: Optional[float] = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def n(self) -> int:
+        """Number of model evaluations (the NFE these coefficients are for)."""
+        return len(self.times)
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the malformed field."""
+        for name in ("times", "a", "b"):
+            v = getattr(self, name)
+            if isinstance(v, torch.Tensor):
+                v = v.detach().cpu().tolist()
+            if isinstance(v, (str, bytes)) or not isinstance(v, Sequence):
+                raise ConfigError(f"coefficients.{name}", f"must be a list, got {type(v).__name__}")
+            setattr(self, name, list(v))
+        n = len(self.times)
+        if n < 1:
+            raise ConfigError("coefficients.times", "needs at least one evaluation time")
+        self.times = [_finite(v, "coefficients.times") for v in self.times]
+        if any(not 0.0 <= v <= 1.0 for v in self.times):
+            raise ConfigError("coefficients.times", f"must lie in [0, 1], got {self.times}")
+        self.t_start = self.times[0] if self.t_start is None else _finite(self.t_start, "coefficients.t_start")
+        self.t_end = _finite(self.t_end, "coefficients.t_end")
+        for name in ("t_start", "t_end"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"coefficients.{name}", f"must lie in [0, 1], got {getattr(self, name)}")
+        if self.t_end == self.t_start:
+            raise ConfigError("coefficients.t_end", f"must differ from t_start, got {self.t_end}")
+        if len(self.a) != n:
+            raise ConfigError("coefficients.a", f"needs {n} numbers (one per evaluation), got {len(self.a)}")
+        self.a = [_finite(v, "coefficients.a") for v in self.a]
+        if len(self.b) != n:
+            raise ConfigError("coefficients.b", f"needs {n} rows, got {len(self.b)}")
+        rows = []
+        for j, row in enumerate(self.b):
+            if isinstance(row, torch.Tensor):
+                row = row.detach().cpu().tolist()
+            if isinstance(row, (str, bytes)) or not isinstance(row, Sequence) or len(row) != j + 1:
+                raise ConfigError("coefficients.b", f"row {j} must hold {j + 1} numbers, got {row!r}")
+            rows.append([_finite(v, "coefficients.b") for v in row])
+        self.b = rows
+        if self.kind not in PREDICTIONS:
+            self.kind = canonical_prediction(self.kind, "coefficients.kind")
+
+    def grid(self) -> torch.Tensor:
+        """``[t_start, τ_1, ..., τ_{n-1}, t_end]`` (float64): the times :class:`SampleResult` reports for the
+        states ``y_0 ... y_n``."""
+        return torch.tensor([self.t_start] + self.times[1:] + [self.t_end], dtype=torch.float64)
+
+    def to_json(self) -> str:
+        """All fields as JSON (:meth:`from_json` reads it back)."""
+        return json.dumps(asdict(self), indent=1)
+
+    @staticmethod
+    def from_json(text: str) -> "NSCoefficients":
+        """Inverse of :meth:`to_json`."""
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError("coefficients", f"is not valid JSON ({exc})") from None
+        return NSCoefficients.from_dict(data)
+
+    @staticmethod
+    def from_dict(data: Any) -> "NSCoefficients":
+        """Build from a dict with the dataclass's fields (unknown keys are an error naming them)."""
+        if isinstance(data, NSCoefficients):
+            return data
+        if not isinstance(data, dict):
+            raise ConfigError("coefficients", f"must be NSCoefficients or a dict of its fields, got {type(data).__name__}")
+        allowed = {"times", "a", "b", "kind", "t_start", "t_end", "source"}
+        extra = set(data) - allowed
+        if extra:
+            raise ConfigError("coefficients", f"unknown field(s) {sorted(extra)}; allowed: {sorted(allowed)}")
+        missing = {"times", "a", "b"} - set(data)
+        if missing:
+            raise ConfigError("coefficients", f"missing field(s) {sorted(missing)}")
+        return NSCoefficients(**data)
+
+
+def _finite(v: object, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+        raise ConfigError(name, f"must hold finite numbers, got {v!r}")
+    return float(v)
+
+
+def euler_coefficients(grid: Sequence[float]) -> NSCoefficients:
+    r"""Forward Euler on ``grid`` in non-stationary form: :math:`a = 1`, :math:`b_{j+1,k} = t_{k+1} - t_k`."""
+    ts = [float(v) for v in grid]
+    h = [ts[i + 1] - ts[i] for i in range(len(ts) - 1)]
+    return NSCoefficients(times=ts[:-1], a=[1.0] * len(h), b=[h[: j + 1] for j in range(len(h))],
+                          kind="velocity", t_end=ts[-1], t_start=ts[0], source="euler")
+
+
+@register("nonstationary", "ns", "bns", "bespoke")
+class NonStationary(Solver):
+    r"""Non-stationary solver :math:`y_{j+1} = a_{j+1}x_0 + \sum_{k\le j} b_{j+1,k}K(y_k, \tau_k)`; 1 NFE per step.
+
+    Args:
+        coefficients: an :class:`NSCoefficients` (or a dict of its fields) from :func:`linearize` or
+            :func:`~workbench.solvers.learned.fit_nonstationary`; they fix the NFE, the interval and the times
+            (the schedule is then ignored). ``None``: forward Euler on the schedule's grid (order 1).
+    """
+
+    order, evals_per_step = 1, 1
+
+    def __init__(self, coefficients: Union[NSCoefficients, Dict[str, Any], None] = None):
+        self.coefficients = None if coefficients is None else NSCoefficients.from_dict(coefficients)
+        self._params = {"coefficients": None if self.coefficients is None else asdict(self.coefficients)}
+
+    def __repr__(self) -> str:
+        c = self.coefficients
+        return "NonStationary(euler)" if c is None else f"NonStationary(n={c.n}, kind={c.kind!r}, source={c.source!r})"
+
+    def steps_for_nfe(self, nfe: int) -> int:
+        steps = super().steps_for_nfe(nfe)
+        c = self.coefficients
+        if c is not None and steps != c.n:
+            raise ConfigError("nfe", f"these non-stationary coefficients are for nfe={c.n} exactly, got {nfe}")
+        return steps
+
+    def make_grid(self, field, nfe, schedule="uniform", t_start=0.0, t_end=1.0):
+        c = self.coefficients
+        if c is None:
+            return super().make_grid(field, nfe, schedule, t_start, t_end)
+        self.steps_for_nfe(nfe)
+        if abs(t_start - c.t_start) > 1e-12 or abs(t_end - c.t_end) > 1e-12:
+            raise ConfigError("t_start/t_end", f"these coefficients integrate from {c.t_start!r} to {c.t_end!r}, "
+                                               f"got {t_start!r} to {t_end!r}")
+        return c.grid()
+
+    def iterate(self, field, x, grid, generator=None):
+        c = self.coefficients
+        if c is None:
+            c = euler_coefficients(grid.tolist())
+        elif len(grid) != c.n + 1 or float((grid - c.grid()).abs().max()) > 1e-12:
+            raise ConfigError("grid", "a non-stationary solver with coefficients runs on their own times "
+                                      "(coefficients.grid()); leave grid/schedule unset")
+        kind, taus, ts = c.kind, c.times, c.grid().tolist()
+        outputs: List[torch.Tensor] = []
+        y = x
+        for j in range(c.n):
+            pred = field.predict(y, taus[j])
+            outputs.append(pred.as_kind(kind))
+            y = torch.mul(x, c.a[j]) if c.a[j] != 0.0 else torch.zeros_like(x)
+            for bk, k in zip(c.b[j], outputs):
+                if bk != 0.0:
+                    y.add_(k, alpha=bk)
+            yield Step(j, ts[j], ts[j + 1], y, field.nfe, pred, True, self.order)
+
+
+def linearize(solver: Union[str, Solver], field: Union[Field, Interpolant], nfe: int,
+              schedule: Any = "uniform", t_start: float = 0.0, t_end: float = 1.0,
+              grid: Optional[torch.Tensor] = None, kind: Optional[str] = None) -> NSCoefficients:
+    r"""The exact non-stationary coefficients of a deterministic fixed-step ``solver`` at budget ``nfe``.
+
+    The solver runs once on a *basis* model: the state is the unit vector :math:`e_0` (standing for
+    :math:`x_0`) and the :math:`k`-th call returns :math:`e_{k+1}` (standing for :math:`K_k`) as a prediction of
+    ``kind``. Because the update is linear in the state and the outputs (interpolant conversions included), each
+    recorded call input is :math:`(a_j, b_{j,0}, \dots)` of :math:`y_j` and the end state gives :math:`y_n`.
+
+    Args:
+        solver: registry name or instance (deterministic, fixed-step).
+        field: the :class:`Field` (or just its :class:`Interpolant`) the solver will run on.
+        kind: the prediction the coefficients multiply; default ``x1`` (data) for log-SNR solvers, ``velocity``
+            otherwise (any kind the solver can convert from at every evaluation time works).
+
+    Raises:
+        ConfigError: adaptive/stochastic solvers, solvers with per-dimension statistics (DPM-Solver-v3), a
+            ``kind`` the solver cannot use at one of its times.
+    """
+    solver = SOLVERS.get(solver) if isinstance(solver, str) else solver
+    if solver.adaptive or solver.stochastic:
+        raise ConfigError("solver", f"linearize needs a deterministic fixed-step solver; {solver.name!r} is "
+                                    f"{'adaptive' if solver.adaptive else 'stochastic'}")
+    if getattr(solver, "ems", None) is not None or solver.name == "dpm_solver_v3":
+        raise ConfigError("solver", "dpm_solver_v3 uses per-dimension statistics, so it has no scalar "
+                                    "non-stationary form")
+    interp = _interpolant_of(field)
+    kind = canonical_prediction(kind or ("x1" if solver.needs_gaussian else "velocity"), "kind")
+    dim = nfe + 1
+    calls: List[tuple] = []
+
+    def basis_model(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        calls.append((float(t[0]), y[0].detach().clone()))
+        out = torch.zeros_like(y)
+        out[:, len(calls)] = 1.0
+        return out
+
+    basis = Field(basis_model, interp, kind)
+    x = torch.zeros(1, dim, dtype=torch.float64)
+    x[0, 0] = 1.0
+    try:
+        res = solver.sample(basis, x, nfe, schedule=schedule, t_start=t_start, t_end=t_end, grid=grid)
+    except ConfigError as exc:
+        if "prediction determines" not in str(exc):
+            raise
+        raise ConfigError("kind", f"{solver.name!r} cannot use {kind!r} predictions of {interp.name!r} at every "
+                                  f"time it evaluates ({exc}); try kind='velocity', 'x1' or 'noise'") from None
+    except WorkbenchError as exc:
+        raise ConfigError("kind", f"{solver.name!r} cannot run on {kind!r} predictions of {interp.name!r} "
+                                  f"({exc}); try kind='velocity', 'x1' or 'noise'") from None
+    n = len(calls)
+    if n == 0:
+        raise ConfigError("solver", f"{solver.name!r} made no model call at nfe={nfe}")
+    states = [c[1] for c in calls[1:]] + [res.x[0].detach()]
+    if float((calls[0][1] - x[0]).abs().max()) != 0.0:
+        raise ConfigError("solver", f"{solver.name!r} does not evaluate the model at its start state first")
+    for j, s in enumerate(states):
+        if float(s[j + 2:].abs().max()) if j + 2 < dim else 0.0:
+            raise ConfigError("solver", f"{solver.name!r} is not causal in its model calls (step {j})")
+    a = [float(s[0]) for s in states]
+    b = [[float(v) for v in s[1: j + 2]] for j, s in enumerate(states)]
+    label = f"linearize({solver!r}, nfe={nfe}, {'grid' if grid is not None else schedule})"
+    return NSCoefficients(times=[c[0] for c in calls], a=a, b=b, kind=kind, t_start=float(res.times[0]),
+                          t_end=float(res.times[-1]), source=label)
