@@ -12,6 +12,10 @@ Fitted grids (schedule "fitted"): for UniPC on VP, ``fit_grid`` chooses the grid
 separate start states (seed 11), against the model's own Dormand–Prince solution (rtol = atol = 1e-8) — nothing a
 user of a trained model would not have. The pilot's model calls and seconds are in the ``note`` column.
 
+Fitted non-stationary solvers (solver "nonstationary(init=heun)", schedule "fitted"): on the linear interpolant,
+``fit_nonstationary`` tunes every time and weight of Heun's non-stationary form to the model from the same kind of
+pilot (seed 11; 1024 states on gmm2d, 384 on gmm_nd), again against the model's own Dormand–Prince solution.
+
     .venv/bin/python benchmarks/solvers_accuracy.py            # writes benchmarks/results/solvers_accuracy.{csv,md,png}
 """
 from __future__ import annotations
@@ -30,6 +34,7 @@ from workbench import interpolants, solvers
 from workbench.metrics import sliced_wasserstein
 from workbench.problems import PROBLEMS
 from workbench.schedules import fit_grid
+from workbench.solvers.learned import fit_nonstationary
 
 NFES = (5, 8, 10, 15, 20, 40)
 OURS = [
@@ -40,6 +45,8 @@ OURS = [
 ]
 # solvers whose grid is fitted per NFE (on VP), and at which NFE
 FITTED = [("unipc", {"order": 3}, (5, 8, 10, 15, 20)), ("unipc", {"order": 2}, (10,))]
+# non-stationary solvers fitted per NFE on the linear interpolant: NFEs, pilot states, (Adam, L-BFGS) iterations
+NS_FITTED = {"gmm2d": ((8, 10, 20), 1024, (4000, 2000)), "gmm_nd": ((10,), 384, (1000, 500))}
 SCHEDULES = {"vp": ("uniform", "logsnr", "edm"), "linear": ("uniform", "logsnr", "edm", "shift")}
 OUT = os.path.join(os.path.dirname(__file__), "results")
 
@@ -134,7 +141,7 @@ def fm_peers(prob, I, x0, ref, target, rows, pname):
                          sw2=float(sliced_wasserstein(x, target, generator=torch.Generator().manual_seed(0)))))
 
 
-def run(n: Dict[str, int], n_pilot: int = 384) -> List[Dict]:
+def run(n: Dict[str, int], n_pilot: int = 384, ns: bool = True) -> List[Dict]:
     rows: List[Dict] = []
     for pname in ("gmm2d", "gmm_nd"):
         prob = PROBLEMS.get(pname)
@@ -188,6 +195,22 @@ def run(n: Dict[str, int], n_pilot: int = 384) -> List[Dict]:
                                                                       generator=torch.Generator().manual_seed(0))),
                                          note=f"pilot {xp.shape[0]} states, {fit.pilot_nfe} NFE, {fit.seconds:.0f} s, "
                                               f"{fit.evals} evals; pilot L2 {fit.init_loss:.3e} -> {fit.loss:.3e}"))
+            if iname == "linear" and ns and pname in NS_FITTED:
+                fit_nfes, m, (adam, lbfgs) = NS_FITTED[pname]
+                xp = prob.sample_start(I, t0, m, torch.Generator().manual_seed(11))
+                for nfe in fit_nfes:
+                    fit = fit_nonstationary(field, xp, nfe, init="heun", schedule="uniform", t_start=t0,
+                                            adam_steps=adam, lbfgs_steps=lbfgs)
+                    r = fit.solver.sample(field, x0, nfe, t_start=t0)
+                    print(f"  fitted nonstationary NFE {nfe}: pilot {fit.init_loss:.3e} -> {fit.loss:.3e}, "
+                          f"L2 {l2(r.x, ref):.3e} ({fit.seconds:.0f}s)", flush=True)
+                    rows.append(dict(problem=pname, interpolant=iname, family="ours", solver="nonstationary(init=heun)",
+                                     schedule="fitted", nfe_budget=nfe, nfe=r.nfe, l2=l2(r.x, ref),
+                                     sw2=float(sliced_wasserstein(r.x, target,
+                                                                  generator=torch.Generator().manual_seed(0))),
+                                     note=f"pilot {m} states, {fit.pilot_nfe} NFE (+ backward), {fit.seconds:.0f} s, "
+                                          f"{fit.iterations} iterations; pilot L2 {fit.init_loss:.3e} -> {fit.loss:.3e}"
+                                          f"; held-out {fit.init_holdout_loss:.3e} -> {fit.holdout_loss:.3e}"))
             if iname == "vp":
                 diffusers_peers(prob, I, x0, t0, ref, target, rows, pname)
             else:
@@ -249,7 +272,7 @@ def write(rows: List[Dict]) -> str:
                + (f" (fitted grid; {o10['note']})" if o10.get("note") else ""), ""]
         fitted = [r for r in rows if r["problem"] == p and r["schedule"] == "fitted"]
         if fitted:
-            md += ["Fitted grids (pilot cost per fit):", ""]
+            md += ["Fitted grids and solvers (pilot cost per fit):", ""]
             md += [f"- {r['solver']} NFE {r['nfe_budget']}: L2 {r['l2']:.3e}; {r['note']}" for r in fitted]
             md.append("")
     text = "\n".join(md)
@@ -292,6 +315,7 @@ def main() -> None:
     ap.add_argument("--n2d", type=int, default=1000, help="samples for gmm2d")
     ap.add_argument("--nnd", type=int, default=256, help="samples for gmm_nd")
     ap.add_argument("--n-pilot", type=int, default=384, help="pilot start states for fitted grids (0: skip)")
+    ap.add_argument("--no-ns", action="store_true", help="skip the fitted non-stationary solvers")
     ap.add_argument("--from-csv", action="store_true", help="rebuild the table and plot from the stored CSV")
     a = ap.parse_args()
     torch.set_num_threads(1)  # one thread: no oversubscription on a shared CPU (accuracy does not depend on it)
@@ -300,7 +324,7 @@ def main() -> None:
             rows = [{k: (float(v) if k in ("l2", "sw2") else int(v) if k in ("nfe", "nfe_budget") else v)
                      for k, v in r.items()} for r in csv.DictReader(fh)]
     else:
-        rows = run({"gmm2d": a.n2d, "gmm_nd": a.nnd}, a.n_pilot)
+        rows = run({"gmm2d": a.n2d, "gmm_nd": a.nnd}, a.n_pilot, not a.no_ns)
     print(write(rows))
 
 

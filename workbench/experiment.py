@@ -24,6 +24,7 @@ from .metrics.distances import sliced_wasserstein
 from .problems import PROBLEMS, Problem
 from .schedules import SCHEDULES, GridFit, fit_grid
 from .solvers import SOLVERS, SampleResult, Step, check_nfe
+from .solvers.learned import NSFit, fit_nonstationary
 from .solvers.sde import check_eps
 from .utils import resolve_device, resolve_dtype
 
@@ -205,6 +206,30 @@ class Experiment:
         fit = fit_grid(self._solver, field_, xp, self.nfe, self._schedule, self.t_start, self.t_end,
                        reference=ref, max_evals=max_evals, progress=progress)
         return replace(self, schedule="explicit", schedule_params={"times": list(fit.times)}), fit
+
+    def fit_solver(self, n_pilot: int = 512, adam_steps: int = 2000, lbfgs_steps: int = 1000,
+                   progress: bool = False) -> Tuple["Experiment", NSFit]:
+        """Fit a non-stationary solver with this experiment's NFE to its model by a pilot run
+        (:func:`~workbench.solvers.learned.fit_nonstationary`), starting from the exact non-stationary form of the
+        current solver on the current schedule.
+
+        Pilot states and reference are drawn as in :meth:`fit_schedule`. Returns a copy of the experiment with
+        ``solver="nonstationary"`` and the fitted coefficients as ``solver_params``, and the
+        :class:`~workbench.solvers.learned.NSFit` (losses before/after, pilot NFE, seconds).
+        """
+        if isinstance(n_pilot, bool) or not isinstance(n_pilot, int) or n_pilot < 8:
+            raise ConfigError("n_pilot", f"must be an integer >= 8, got {n_pilot!r}")
+        g_pilot = torch.Generator().manual_seed(self.seed + 4_000_037)
+        xp = self._problem.sample_start(self._interpolant, self.t_start, n_pilot, g_pilot)
+        ref = self._problem.reference(self._interpolant, xp, self.t_start, self.t_end)
+        field_ = self._problem.field(self._interpolant, self._device, self._dtype)
+        xp = xp.to(device=self._device, dtype=self._dtype)
+        if ref is not None:
+            ref = ref.to(device=self._device, dtype=self._dtype)
+        fit = fit_nonstationary(field_, xp, self.nfe, init=self._solver, schedule=self._schedule,
+                                t_start=self.t_start, t_end=self.t_end, reference=ref, adam_steps=adam_steps,
+                                lbfgs_steps=lbfgs_steps, progress=progress)
+        return replace(self, solver="nonstationary", solver_params={"coefficients": fit.coefficients}), fit
 
     # ---- running ----------------------------------------------------------------------------------
     def stream(self) -> "ExperimentRun":

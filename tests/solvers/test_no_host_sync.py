@@ -66,3 +66,15 @@ def test_dpm_solver_v3_step_loop_has_no_host_sync():
     x = prob.sample_start(I, 0.0, 8, torch.Generator().manual_seed(0)).as_subclass(SyncTrap)
     steps = list(solver.iterate(field, x, solver.make_grid(field, 10, "logsnr"), None))
     assert isinstance(steps[-1].x, SyncTrap) and len(steps) == 10
+
+
+@pytest.mark.parametrize("kind", ["noise", "velocity"])
+def test_nonstationary_step_loop_has_no_host_sync(kind):
+    field, prob, I = _field(kind)
+    c = solvers.linearize(solvers.get("unipc", order=3), field, 10, schedule="logsnr")
+    solver = solvers.get("nonstationary", coefficients=c)
+    x = prob.sample_start(I, 0.0, 8, torch.Generator().manual_seed(0)).as_subclass(SyncTrap)
+    grid = solver.make_grid(field, 10)
+    field.reset(budget=None)
+    steps = list(solver.iterate(field, x, grid, None))
+    assert isinstance(steps[-1].x, SyncTrap) and len(steps) == 10

@@ -140,3 +140,27 @@ def test_fit_bad_inputs_name_their_parameter(gmm):
             fit_nonstationary(field, x, **kwargs)
     with pytest.raises(ConfigError, match="x_pilot"):
         fit_nonstationary(field, x[:2], 6)
+
+
+def test_experiment_fit_solver_and_cli(tmp_path, capsys):
+    from workbench.cli import main
+    from workbench.experiment import Experiment
+
+    exp = Experiment(interpolant="linear", solver="midpoint", nfe=6, n_samples=200, dtype="float64")
+    before = exp.run().error
+    fitted, fit = exp.fit_solver(n_pilot=128, adam_steps=100, lbfgs_steps=30)
+    assert fitted.solver == "nonstationary" and fitted.solver_params["coefficients"] == fit.coefficients
+    after = fitted.run()
+    assert fit.improved and after.nfe == 6 and after.error < 0.7 * before, (before, after.error)
+    with pytest.raises(ConfigError, match="n_pilot"):
+        exp.fit_solver(n_pilot=2)
+    with pytest.raises(ConfigError, match="init"):  # heun spends 4 of 5 evaluations
+        Experiment(interpolant="linear", solver="heun", nfe=5).fit_solver(n_pilot=16, adam_steps=1, lbfgs_steps=0)
+
+    out = tmp_path / "run.json"
+    code = main(["run", "--solver", "euler", "--nfe", "4", "--n-samples", "64", "--fit-solver", "32", "--out", "",
+                 "--json", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0 and "fitted non-stationary solver" in text
+    cfg = json.loads(out.read_text())["config"]
+    assert cfg["solver"] == "nonstationary" and len(cfg["solver_params"]["coefficients"]["times"]) == 4

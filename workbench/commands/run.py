@@ -81,6 +81,10 @@ def register(sub) -> None:
     p.add_argument("--fit-schedule", type=int, default=0, metavar="N_PILOT",
                    help="first fit the time grid to the model by a pilot run on N_PILOT separate start states, "
                         "starting from --schedule (workbench.schedules.fit_grid); 0 = off")
+    p.add_argument("--fit-solver", type=int, default=0, metavar="N_PILOT",
+                   help="then fit a non-stationary solver with the same NFE to the model by a pilot run on N_PILOT "
+                        "separate start states, starting from --solver on the (fitted) grid "
+                        "(workbench.solvers.learned.fit_nonstationary); 0 = off")
     p.set_defaults(func=run)
 
 
@@ -92,6 +96,12 @@ def run(args) -> int:
               f"{fit.init_loss:.4g} -> {fit.loss:.4g}, held-out {fit.init_holdout_loss:.4g} -> {fit.holdout_loss:.4g}"
               f"{'' if fit.improved else ' (no gain: starting grid kept)'}")
         print("times: " + ", ".join(f"{t:.6g}" for t in fit.times))
+    if args.fit_solver:
+        exp, nsfit = exp.fit_solver(n_pilot=args.fit_solver, progress=args.progress)
+        print(f"fitted non-stationary solver ({nsfit.iterations} iterations, {nsfit.pilot_nfe} pilot NFE, "
+              f"{nsfit.seconds:.1f} s): pilot L2 {nsfit.init_loss:.4g} -> {nsfit.loss:.4g}, held-out "
+              f"{nsfit.init_holdout_loss:.4g} -> {nsfit.holdout_loss:.4g}"
+              f"{'' if nsfit.improved else ' (no gain: starting solver kept)'}")
     result = exp.run(progress=args.progress)
     s = result.summary()
     print(f"interpolant={s['interpolant']} schedule={s['schedule']} solver={s['solver']} "

@@ -194,15 +194,20 @@ class NonStationary(Solver):
             raise ConfigError("grid", "a non-stationary solver with coefficients runs on their own times "
                                       "(coefficients.grid()); leave grid/schedule unset")
         kind, taus, ts = c.kind, c.times, c.grid().tolist()
-        outputs: List[torch.Tensor] = []
+        # outputs go into one (n, D) buffer, and each new state is a single fused a·x0 + Bᵀb (addmv): one kernel
+        # per step however long the history (the weights are copied to the device once per run)
+        flat = x.reshape(1, -1)
+        buf = torch.empty((c.n, flat.shape[1]), dtype=x.dtype, device=x.device)
+        rows = torch.zeros((c.n, c.n), dtype=x.dtype)
+        for j, row in enumerate(c.b):
+            rows[j, : j + 1] = torch.tensor(row, dtype=torch.float64)
+        rows = rows.to(x.device)
+        x_flat = flat[0]
         y = x
         for j in range(c.n):
             pred = field.predict(y, taus[j])
-            outputs.append(pred.as_kind(kind))
-            y = torch.mul(x, c.a[j]) if c.a[j] != 0.0 else torch.zeros_like(x)
-            for bk, k in zip(c.b[j], outputs):
-                if bk != 0.0:
-                    y.add_(k, alpha=bk)
+            buf[j].copy_(pred.as_kind(kind).reshape(-1))
+            y = torch.addmv(x_flat, buf[: j + 1].t(), rows[j, : j + 1], beta=c.a[j]).view_as(x)
             yield Step(j, ts[j], ts[j + 1], y, field.nfe, pred, True, self.order)
 
 
