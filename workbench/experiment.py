@@ -185,15 +185,9 @@ class Experiment:
         x = self._problem.sample_start(self._interpolant, self.t_start, self.n_samples, g_start)
         return x.to(device=self._device, dtype=self._dtype)
 
-    def fit_schedule(self, n_pilot: int = 512, max_evals: Optional[int] = None,
-                     progress: bool = False) -> Tuple["Experiment", GridFit]:
-        """Fit this experiment's time grid to its model by a pilot run (:func:`~workbench.schedules.fit_grid`).
-
-        The pilot start states come from a seed disjoint from the run's, the current schedule is the initial
-        grid, and the pilot's reference is the problem's exact map when it has one (else the model's own
-        PF-ODE by Dormand–Prince). Returns a copy of the experiment on ``schedule="explicit"`` with the fitted
-        times, and the :class:`~workbench.schedules.GridFit` (losses before/after, pilot NFE, seconds).
-        """
+    def _pilot(self, n_pilot: int):
+        """``(field, pilot start states, reference end states or None)`` for the fits: the start states come from
+        a seed disjoint from the run's; the reference is the problem's exact map when it has one."""
         if isinstance(n_pilot, bool) or not isinstance(n_pilot, int) or n_pilot < 8:
             raise ConfigError("n_pilot", f"must be an integer >= 8, got {n_pilot!r}")
         g_pilot = torch.Generator().manual_seed(self.seed + 4_000_037)
@@ -203,6 +197,18 @@ class Experiment:
         xp = xp.to(device=self._device, dtype=self._dtype)
         if ref is not None:
             ref = ref.to(device=self._device, dtype=self._dtype)
+        return field_, xp, ref
+
+    def fit_schedule(self, n_pilot: int = 512, max_evals: Optional[int] = None,
+                     progress: bool = False) -> Tuple["Experiment", GridFit]:
+        """Fit this experiment's time grid to its model by a pilot run (:func:`~workbench.schedules.fit_grid`).
+
+        The pilot start states come from a seed disjoint from the run's, the current schedule is the initial
+        grid, and the pilot's reference is the problem's exact map when it has one (else the model's own
+        PF-ODE by Dormand–Prince). Returns a copy of the experiment on ``schedule="explicit"`` with the fitted
+        times, and the :class:`~workbench.schedules.GridFit` (losses before/after, pilot NFE, seconds).
+        """
+        field_, xp, ref = self._pilot(n_pilot)
         fit = fit_grid(self._solver, field_, xp, self.nfe, self._schedule, self.t_start, self.t_end,
                        reference=ref, max_evals=max_evals, progress=progress)
         return replace(self, schedule="explicit", schedule_params={"times": list(fit.times)}), fit
@@ -217,15 +223,7 @@ class Experiment:
         ``solver="nonstationary"`` and the fitted coefficients as ``solver_params``, and the
         :class:`~workbench.solvers.learned.NSFit` (losses before/after, pilot NFE, seconds).
         """
-        if isinstance(n_pilot, bool) or not isinstance(n_pilot, int) or n_pilot < 8:
-            raise ConfigError("n_pilot", f"must be an integer >= 8, got {n_pilot!r}")
-        g_pilot = torch.Generator().manual_seed(self.seed + 4_000_037)
-        xp = self._problem.sample_start(self._interpolant, self.t_start, n_pilot, g_pilot)
-        ref = self._problem.reference(self._interpolant, xp, self.t_start, self.t_end)
-        field_ = self._problem.field(self._interpolant, self._device, self._dtype)
-        xp = xp.to(device=self._device, dtype=self._dtype)
-        if ref is not None:
-            ref = ref.to(device=self._device, dtype=self._dtype)
+        field_, xp, ref = self._pilot(n_pilot)
         fit = fit_nonstationary(field_, xp, self.nfe, init=self._solver, schedule=self._schedule,
                                 t_start=self.t_start, t_end=self.t_end, reference=ref, adam_steps=adam_steps,
                                 lbfgs_steps=lbfgs_steps, progress=progress)
