@@ -55,6 +55,11 @@ def _lbl(text: str) -> Dict[str, str]:
     return {_LABEL: text}
 
 
+def _color(cls: type, value: str) -> Dict[str, str]:
+    """A button's colour: ``color`` where Panel has it (``button_type`` is deprecated there), else ``button_type``."""
+    return {"color" if "color" in cls.param else "button_type": value}
+
+
 def _param_widget(spec: ParamSpec, value: Any, family: str):
     kw = {_LABEL: f"{family}.{spec.name}", "css_classes": [f"p-{family}-{spec.name}"]}
     if spec.kind == "bool":
@@ -141,14 +146,14 @@ class Dashboard:
             self._build_params(fam, getattr(cfg, f"{fam}_params"))
         self.traits = pn.pane.Markdown(solver_traits(cfg.solver), css_classes=["solver-traits"], margin=(0, 10))
         self.b_box = pn.Column(self.w["solver_b"], self.w["schedule_b"], self.w["nfe_b"], visible=cfg.compare)
-        self.run_button = w.Button(**_lbl("Run"), button_type="primary", css_classes=["w-run"], width=90)
-        self.stop_button = w.Button(**_lbl("Stop"), button_type="warning", css_classes=["w-stop"], width=90)
+        self.run_button = w.Button(**_lbl("Run"), **_color(w.Button, "primary"), css_classes=["w-run"], width=90)
+        self.stop_button = w.Button(**_lbl("Stop"), **_color(w.Button, "warning"), css_classes=["w-stop"], width=90)
         self.run_button.on_click(lambda e: self.request_run(0.0))
         self.stop_button.on_click(lambda e: self.cancel())
         self.png_download = w.FileDownload(callback=self.export_png, filename="workbench.png", label="Export PNG",
-                                           embed=False, button_type="light", css_classes=["w-png"])
+                                           embed=False, **_color(w.FileDownload, "light"), css_classes=["w-png"])
         self.json_download = w.FileDownload(callback=self.export_json, filename="workbench-config.json",
-                                            label="Export config JSON", embed=False, button_type="light",
+                                            label="Export config JSON", embed=False, **_color(w.FileDownload, "light"),
                                             css_classes=["w-json"])
         self.share = pn.pane.Markdown("", css_classes=["share-link"])
         for key, widget in self.w.items():
