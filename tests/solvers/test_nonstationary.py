@@ -164,3 +164,10 @@ def test_experiment_fit_solver_and_cli(tmp_path, capsys):
     assert code == 0 and "fitted non-stationary solver" in text
     cfg = json.loads(out.read_text())["config"]
     assert cfg["solver"] == "nonstationary" and len(cfg["solver_params"]["coefficients"]["times"]) == 4
+
+
+def test_fit_without_iterations_keeps_the_start(gmm):
+    prob, I, t0, field, x = gmm["linear"]
+    fit = fit_nonstationary(field, x, 6, init="midpoint", adam_steps=0, lbfgs_steps=0)
+    assert not fit.improved and fit.iterations == 0 and fit.loss == fit.init_loss
+    assert fit.coefficients == fit.init_coefficients
