@@ -141,6 +141,14 @@ def _finite(v: object, name: str) -> float:
     return float(v)
 
 
+def _weight_matrix(c: NSCoefficients) -> torch.Tensor:
+    """The lower-triangular ``(n, n)`` float64 matrix of the ``b`` weights (row ``j`` builds ``y_{j+1}``)."""
+    w = torch.zeros((c.n, c.n), dtype=torch.float64)
+    for j, row in enumerate(c.b):
+        w[j, : j + 1] = torch.tensor(row, dtype=torch.float64)
+    return w
+
+
 def euler_coefficients(grid: Sequence[float]) -> NSCoefficients:
     r"""Forward Euler on ``grid`` in non-stationary form: :math:`a = 1`, :math:`b_{j+1,k} = t_{k+1} - t_k`."""
     ts = [float(v) for v in grid]
@@ -164,6 +172,8 @@ class NonStationary(Solver):
     def __init__(self, coefficients: Union[NSCoefficients, Dict[str, Any], None] = None):
         self.coefficients = None if coefficients is None else NSCoefficients.from_dict(coefficients)
         self._params = {"coefficients": None if self.coefficients is None else asdict(self.coefficients)}
+        self._weights = None if self.coefficients is None else _weight_matrix(self.coefficients)
+        self._grid = None if self.coefficients is None else self.coefficients.grid()
 
     def __repr__(self) -> str:
         c = self.coefficients
@@ -184,30 +194,31 @@ class NonStationary(Solver):
         if abs(t_start - c.t_start) > 1e-12 or abs(t_end - c.t_end) > 1e-12:
             raise ConfigError("t_start/t_end", f"these coefficients integrate from {c.t_start!r} to {c.t_end!r}, "
                                                f"got {t_start!r} to {t_end!r}")
-        return c.grid()
+        return self._grid.clone()
 
     def iterate(self, field, x, grid, generator=None):
         c = self.coefficients
         if c is None:
             c = euler_coefficients(grid.tolist())
-        elif len(grid) != c.n + 1 or float((grid - c.grid()).abs().max()) > 1e-12:
+        elif len(grid) != c.n + 1 or float((grid - self._grid).abs().max()) > 1e-12:
             raise ConfigError("grid", "a non-stationary solver with coefficients runs on their own times "
                                       "(coefficients.grid()); leave grid/schedule unset")
-        kind, taus, ts = c.kind, c.times, c.grid().tolist()
+        kind, taus = c.kind, c.times
+        ts = grid.tolist()
         # outputs go into one (n, D) buffer, and each new state is a single fused a·x0 + Bᵀb (addmv): one kernel
-        # per step however long the history (the weights are copied to the device once per run)
-        flat = x.reshape(1, -1)
-        buf = torch.empty((c.n, flat.shape[1]), dtype=x.dtype, device=x.device)
-        rows = torch.zeros((c.n, c.n), dtype=x.dtype)
-        for j, row in enumerate(c.b):
-            rows[j, : j + 1] = torch.tensor(row, dtype=torch.float64)
-        rows = rows.to(x.device)
-        x_flat = flat[0]
+        # per step (reading the j outputs so far: the method's O(n) memory traffic per step); the weights are
+        # copied to the device once per run and every view is built before the loop
+        flat = x.reshape(-1)
+        buf = torch.empty((c.n, flat.shape[0]), dtype=x.dtype, device=x.device)
+        weights = (_weight_matrix(c) if self._weights is None else self._weights).to(device=x.device, dtype=x.dtype)
+        slots = list(buf.unbind(0))
+        mats = [buf[: j + 1].t() for j in range(c.n)]
+        vecs = [weights[j, : j + 1] for j in range(c.n)]
         y = x
         for j in range(c.n):
             pred = field.predict(y, taus[j])
-            buf[j].copy_(pred.as_kind(kind).reshape(-1))
-            y = torch.addmv(x_flat, buf[: j + 1].t(), rows[j, : j + 1], beta=c.a[j]).view_as(x)
+            slots[j].copy_(pred.as_kind(kind).reshape(-1))
+            y = torch.addmv(flat, mats[j], vecs[j], beta=c.a[j]).view_as(x)
             yield Step(j, ts[j], ts[j + 1], y, field.nfe, pred, True, self.order)
 
 
