@@ -269,7 +269,7 @@ def write(rows: List[Dict]) -> str:
         md += ["", f"Target on {p}: best ours @ NFE 10 = {o10['solver']} / {o10['interpolant']} / {o10['schedule']}: "
                    f"L2 {o10['l2']:.3e}; best peer @ NFE 20 = {p20['solver']} ({p20['interpolant']}): L2 {p20['l2']:.3e}; "
                    f"ratio peer/ours = {p20['l2'] / o10['l2']:.2f} → {'MET' if o10['l2'] <= p20['l2'] else 'NOT MET'}"
-               + (f" (fitted grid; {o10['note']})" if o10.get("note") else ""), ""]
+               + (f" (fitted: {o10['note']})" if o10.get("note") else ""), ""]
         fitted = [r for r in rows if r["problem"] == p and r["schedule"] == "fitted"]
         if fitted:
             md += ["Fitted grids and solvers (pilot cost per fit):", ""]
