@@ -174,10 +174,22 @@ class NonStationary(Solver):
         self._params = {"coefficients": None if self.coefficients is None else asdict(self.coefficients)}
         self._weights = None if self.coefficients is None else _weight_matrix(self.coefficients)
         self._grid = None if self.coefficients is None else self.coefficients.grid()
+        self._rows: Dict[tuple, List[torch.Tensor]] = {}
 
     def __repr__(self) -> str:
         c = self.coefficients
         return "NonStationary(euler)" if c is None else f"NonStationary(n={c.n}, kind={c.kind!r}, source={c.source!r})"
+
+    def _weight_rows(self, c: NSCoefficients, device: torch.device, dtype: torch.dtype) -> List[torch.Tensor]:
+        """Row ``j`` of the weight matrix (``j + 1`` numbers) on the state's device/dtype, cached per pair."""
+        if self._weights is None:  # Euler on the run's grid: built per run
+            w = _weight_matrix(c).to(device=device, dtype=dtype)
+            return [w[j, : j + 1] for j in range(c.n)]
+        key = (str(device), dtype)
+        if key not in self._rows:
+            w = self._weights.to(device=device, dtype=dtype)
+            self._rows[key] = [w[j, : j + 1] for j in range(c.n)]
+        return self._rows[key]
 
     def steps_for_nfe(self, nfe: int) -> int:
         steps = super().steps_for_nfe(nfe)
@@ -200,7 +212,8 @@ class NonStationary(Solver):
         c = self.coefficients
         if c is None:
             c = euler_coefficients(grid.tolist())
-        elif len(grid) != c.n + 1 or float((grid - self._grid).abs().max()) > 1e-12:
+        elif not torch.equal(grid, self._grid) and (len(grid) != c.n + 1
+                                                    or float((grid - self._grid).abs().max()) > 1e-12):
             raise ConfigError("grid", "a non-stationary solver with coefficients runs on their own times "
                                       "(coefficients.grid()); leave grid/schedule unset")
         kind, taus = c.kind, c.times
@@ -210,10 +223,9 @@ class NonStationary(Solver):
         # copied to the device once per run and every view is built before the loop
         flat = x.reshape(-1)
         buf = torch.empty((c.n, flat.shape[0]), dtype=x.dtype, device=x.device)
-        weights = (_weight_matrix(c) if self._weights is None else self._weights).to(device=x.device, dtype=x.dtype)
+        vecs = self._weight_rows(c, x.device, x.dtype)
         slots = list(buf.unbind(0))
         mats = [buf[: j + 1].t() for j in range(c.n)]
-        vecs = [weights[j, : j + 1] for j in range(c.n)]
         y = x
         for j in range(c.n):
             pred = field.predict(y, taus[j])
