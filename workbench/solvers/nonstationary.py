@@ -229,7 +229,7 @@ class NonStationary(Solver):
         y = x
         for j in range(c.n):
             pred = field.predict(y, taus[j])
-            slots[j].copy_(pred.as_kind(kind).reshape(-1))
+            slots[j].copy_((pred.value if pred.kind == kind else pred.as_kind(kind)).reshape(-1))
             y = torch.addmv(flat, mats[j], vecs[j], beta=c.a[j]).view_as(x)
             yield Step(j, ts[j], ts[j + 1], y, field.nfe, pred, True, self.order)
 
