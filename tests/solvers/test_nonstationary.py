@@ -42,7 +42,7 @@ def test_linearize_reproduces_the_solver_exactly(gmm, interp, name, params):
     ns = solvers.get("nonstationary", coefficients=c)
     want = s.sample(field, x, nfe, schedule="logsnr", t_start=t0)
     got = ns.sample(field, x, nfe, t_start=t0)
-    assert got.nfe == want.nfe == c.n
+    assert got.nfe == want.nfe == c.n and c.order == s.order and set(got.orders) == {s.order}
     assert float((got.x - want.x).abs().max() / want.x.abs().max()) < 1e-11
     assert c.t_start == t0 and c.t_end == 1.0 and float(got.times[-1]) == 1.0
     assert c.times[0] == (max(t0 - 0.01, 0.0) if name == "time_shifted" else t0)  # model times
@@ -91,6 +91,7 @@ def test_coefficients_record_round_trips_and_rejects_bad_fields(gmm):
                             ("coefficients.times", dict(good, times=[0.0, 1.5])),
                             ("coefficients.kind", dict(good, kind="banana")),
                             ("coefficients.t_end", dict(good, t_end=0.0)),
+                            ("coefficients.order", dict(good, order=0)),
                             ("coefficients", dict(good, speed=3)), ("coefficients", "not a dict")):
         with pytest.raises(ConfigError, match=field_name.replace(".", r"\.")):
             solvers.get("nonstationary", coefficients=bad)

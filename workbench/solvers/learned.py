@@ -104,7 +104,8 @@ class _Packed:
     def coefficients(self, theta: torch.Tensor, source: str) -> NSCoefficients:
         taus, a, rows = self.unpack(theta.detach())
         return NSCoefficients(times=[float(t) for t in taus], a=a.tolist(), b=[r.tolist() for r in rows],
-                              kind=self.c.kind, t_start=self.c.t_start, t_end=self.c.t_end, source=source)
+                              kind=self.c.kind, t_start=self.c.t_start, t_end=self.c.t_end, source=source,
+                              order=self.c.order)
 
 
 def _evaluate(field: Field, y: torch.Tensor, tau: torch.Tensor, kind: str) -> torch.Tensor:

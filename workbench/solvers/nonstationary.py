@@ -44,6 +44,8 @@ class NSCoefficients:
         t_end: the time of the output state.
         t_start: the time of the start state (default ``times[0]``).
         source: where the numbers come from (``linearize(...)``, ``fit_nonstationary(...)``).
+        order: the convergence order of the solver the numbers were read from (reported in each ``Step``; a
+            fitted solver keeps its start's, although tuning to one NFE makes it a solver for that NFE only).
     """
 
     times: List[float]
@@ -53,6 +55,7 @@ class NSCoefficients:
     t_end: float = 1.0
     t_start: Optional[float] = None
     source: str = ""
+    order: int = 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -99,6 +102,8 @@ class NSCoefficients:
         self.b = rows
         if self.kind not in PREDICTIONS:
             self.kind = canonical_prediction(self.kind, "coefficients.kind")
+        if isinstance(self.order, bool) or not isinstance(self.order, int) or self.order < 1:
+            raise ConfigError("coefficients.order", f"must be an integer >= 1, got {self.order!r}")
 
     def grid(self) -> torch.Tensor:
         """``[t_start, τ_1, ..., τ_{n-1}, t_end]`` (float64): the times :class:`SampleResult` reports for the
@@ -125,7 +130,7 @@ class NSCoefficients:
             return data
         if not isinstance(data, dict):
             raise ConfigError("coefficients", f"must be NSCoefficients or a dict of its fields, got {type(data).__name__}")
-        allowed = {"times", "a", "b", "kind", "t_start", "t_end", "source"}
+        allowed = {"times", "a", "b", "kind", "t_start", "t_end", "source", "order"}
         extra = set(data) - allowed
         if extra:
             raise ConfigError("coefficients", f"unknown field(s) {sorted(extra)}; allowed: {sorted(allowed)}")
@@ -231,7 +236,7 @@ class NonStationary(Solver):
             pred = field.predict(y, taus[j])
             slots[j].copy_((pred.value if pred.kind == kind else pred.as_kind(kind)).reshape(-1))
             y = torch.addmv(flat, mats[j], vecs[j], beta=c.a[j]).view_as(x)
-            yield Step(j, ts[j], ts[j + 1], y, field.nfe, pred, True, self.order)
+            yield Step(j, ts[j], ts[j + 1], y, field.nfe, pred, True, c.order)
 
 
 def linearize(solver: Union[str, Solver], field: Union[Field, Interpolant], nfe: int,
@@ -298,4 +303,4 @@ def linearize(solver: Union[str, Solver], field: Union[Field, Interpolant], nfe:
     b = [[float(v) for v in s[1: j + 2]] for j, s in enumerate(states)]
     label = f"linearize({solver!r}, nfe={nfe}, {'grid' if grid is not None else schedule})"
     return NSCoefficients(times=[c[0] for c in calls], a=a, b=b, kind=kind, t_start=float(res.times[0]),
-                          t_end=float(res.times[-1]), source=label)
+                          t_end=float(res.times[-1]), source=label, order=int(solver.order))
