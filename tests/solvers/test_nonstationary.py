@@ -172,3 +172,18 @@ def test_fit_without_iterations_keeps_the_start(gmm):
     fit = fit_nonstationary(field, x, 6, init="midpoint", adam_steps=0, lbfgs_steps=0)
     assert not fit.improved and fit.iterations == 0 and fit.loss == fit.init_loss
     assert fit.coefficients == fit.init_coefficients
+
+
+def test_fit_with_early_stopping_on_the_holdout(gmm):
+    prob, I, t0, field, x = gmm["linear"]
+    pilot = prob.sample_start(I, 0.0, 128, torch.Generator().manual_seed(5))
+    kw = dict(init="midpoint", adam_steps=120, lbfgs_steps=20)
+    plain = fit_nonstationary(field, pilot, 6, **kw)
+    early = fit_nonstationary(field, pilot, 6, select="holdout", check_every=10, **kw)
+    assert early.improved and early.holdout_loss <= plain.holdout_loss + 1e-15 and early.loss >= plain.loss - 1e-15
+    with pytest.raises(ConfigError, match="select"):
+        fit_nonstationary(field, pilot, 6, select="holdout", holdout=0.0, **kw)
+    with pytest.raises(ConfigError, match="select"):
+        fit_nonstationary(field, pilot, 6, select="best", **kw)
+    with pytest.raises(ConfigError, match="check_every"):
+        fit_nonstationary(field, pilot, 6, check_every=0, **kw)
