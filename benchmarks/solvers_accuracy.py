@@ -14,7 +14,7 @@ user of a trained model would not have. The pilot's model calls and seconds are 
 
 Fitted non-stationary solvers (solver "nonstationary(init=heun)", schedule "fitted"): on the linear interpolant,
 ``fit_nonstationary`` tunes every time and weight of Heun's non-stationary form to the model from the same kind of
-pilot (seed 11; 1024 states on gmm2d, 384 on gmm_nd), again against the model's own Dormand–Prince solution.
+pilot (seed 11, 1024 states), again against the model's own Dormand–Prince solution.
 
     .venv/bin/python benchmarks/solvers_accuracy.py            # writes benchmarks/results/solvers_accuracy.{csv,md,png}
 """
@@ -46,7 +46,7 @@ OURS = [
 # solvers whose grid is fitted per NFE (on VP), and at which NFE
 FITTED = [("unipc", {"order": 3}, (5, 8, 10, 15, 20)), ("unipc", {"order": 2}, (10,))]
 # non-stationary solvers fitted per NFE on the linear interpolant: NFEs, pilot states, (Adam, L-BFGS) iterations
-NS_FITTED = {"gmm2d": ((8, 10, 20), 1024, (4000, 2000)), "gmm_nd": ((10,), 384, (1000, 500))}
+NS_FITTED = {"gmm2d": ((8, 10, 20), 1024, (4000, 2000)), "gmm_nd": ((10,), 1024, (1000, 500))}
 SCHEDULES = {"vp": ("uniform", "logsnr", "edm"), "linear": ("uniform", "logsnr", "edm", "shift")}
 OUT = os.path.join(os.path.dirname(__file__), "results")
 
