@@ -191,7 +191,6 @@ def fit_nonstationary(field: Field, x_pilot: torch.Tensor, nfe: int,
         if c0.n != nfe:
             raise ConfigError("init", f"{c0.source} makes {c0.n} model calls, not nfe={nfe}; pick an NFE it uses "
                                       f"fully or a one-call-per-step start (euler, dpmpp_2m, unipc, deis)")
-    SOLVERS.get("nonstationary", coefficients=c0).check_interpolant(field)
     reference, pilot_nfe = pilot_reference(field, x_pilot, t_start, t_end, reference)
     (xf, rf), (xh, rh) = split_holdout(x_pilot, reference, holdout)
     n = c0.n
