@@ -6,7 +6,7 @@ import math
 import torch
 
 from ..errors import ConfigError
-from ..interpolants.base import Interpolant, check_positive
+from ..interpolants.base import check_positive
 from .base import Schedule, finite, register, warped_grid
 
 
