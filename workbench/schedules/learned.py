@@ -169,7 +169,6 @@ def fit_grid(solver, field: Field, x_pilot: torch.Tensor, nfe: int, init: Union[
         max_evals = min(300 * steps, 6000)
     reference, pilot_nfe = pilot_reference(field, x_pilot, t_start, t_end, reference)
     (xf, rf), (xh, rh) = split_holdout(x_pilot, reference, holdout)
-    n_hold = 0 if xh is None else xh.shape[0]
     with torch.no_grad():
         evals = 0
 
@@ -215,8 +214,8 @@ def fit_grid(solver, field: Field, x_pilot: torch.Tensor, nfe: int, init: Union[
         if bar is not None:
             bar.close()
         times = _times_from_theta(best["theta"], t_start, t_end) if best["loss"] < init_loss else g0
-        hold, init_hold = (mean_l2(times, xh, rh), mean_l2(g0, xh, rh)) if n_hold else (math.nan, math.nan)
-    improved = best["loss"] < init_loss and (not n_hold or hold <= init_hold)
+        hold, init_hold = (mean_l2(times, xh, rh), mean_l2(g0, xh, rh)) if xh is not None else (math.nan, math.nan)
+    improved = best["loss"] < init_loss and (xh is None or hold <= init_hold)
     if not improved:
         times, hold, best["loss"] = g0, init_hold, init_loss
     return GridFit(times=[float(v) for v in times], init_times=[float(v) for v in g0], loss=best["loss"],

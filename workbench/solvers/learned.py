@@ -179,11 +179,8 @@ def fit_nonstationary(field: Field, x_pilot: torch.Tensor, nfe: int,
     tic = time.perf_counter()
     if isinstance(init, (NSCoefficients, dict)):
         c0 = NSCoefficients.from_dict(init)
-        if c0.n != nfe:
-            raise ConfigError("nfe", f"the starting coefficients are for nfe={c0.n}, got nfe={nfe}")
-        if abs(c0.t_start - t_start) > 1e-12 or abs(c0.t_end - t_end) > 1e-12:
-            raise ConfigError("t_start/t_end", f"the starting coefficients integrate from {c0.t_start!r} to "
-                                               f"{c0.t_end!r}, got {t_start!r} to {t_end!r}")
+        # the solver's own NFE and interval checks (ConfigError naming nfe or t_start/t_end)
+        SOLVERS.get("nonstationary", coefficients=c0).make_grid(field, nfe, t_start=t_start, t_end=t_end)
     else:
         if init is None:
             init = "heun" if nfe % 2 == 0 else "euler"
