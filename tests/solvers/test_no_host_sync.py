@@ -47,7 +47,7 @@ def test_step_loop_has_no_host_sync(name, params, kind):
     x = prob.sample_start(I, 0.0, 8, torch.Generator().manual_seed(0)).as_subclass(SyncTrap)
     solver = solvers.get(name, **params)
     grid = solver.make_grid(field, 12 if solver.evals_per_step != 3 else 12, "logsnr")
-    field.reset(budget=None)
+    field.reset()
     steps = list(solver.iterate(field, x, grid, torch.Generator().manual_seed(0)))
     assert len(steps) == len(grid) - 1
     assert isinstance(steps[-1].x, SyncTrap)
@@ -75,6 +75,6 @@ def test_nonstationary_step_loop_has_no_host_sync(kind):
     solver = solvers.get("nonstationary", coefficients=c)
     x = prob.sample_start(I, 0.0, 8, torch.Generator().manual_seed(0)).as_subclass(SyncTrap)
     grid = solver.make_grid(field, 10)
-    field.reset(budget=None)
+    field.reset()
     steps = list(solver.iterate(field, x, grid, None))
     assert isinstance(steps[-1].x, SyncTrap) and len(steps) == 10

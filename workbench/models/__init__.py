@@ -1,5 +1,5 @@
 """Models: the exact Gaussian-mixture ground truth and the model → field wrapper."""
-from .field import DATA_SCORE, Field, Prediction
+from .field import DATA_SCORE, Field, Prediction, RunField, check_output
 from .gmm import GaussianMixture
 from .embeddings import FourierFeatures, SinusoidalEmbedding
 from .mlp import MLP

@@ -77,7 +77,7 @@ class Prediction:
 
 
 class Field:
-    """A model made into a sampler-ready field with an NFE counter.
+    """A model made into a sampler-ready field.
 
     Args:
         model: ``model(x, t) -> Tensor`` (or ``(data, score)`` when ``prediction == "data_score"``), ``t`` of shape ``(B,)``.
@@ -85,8 +85,8 @@ class Field:
         prediction: what the model predicts: ``velocity``, ``score``, ``x1``, ``noise``, ``x0``, ``z`` or ``data_score``.
 
     Attributes:
-        nfe: model calls made since the last :meth:`reset`.
-        budget: when set, a call beyond it raises :class:`BudgetExceededError` instead of running.
+        nfe: model calls made through this field since it was built or :meth:`reset` (a statistic only: a
+            sampling run counts and budgets its own calls through a :class:`RunField` view and never resets this).
     """
 
     def __init__(self, model: Callable[[torch.Tensor, torch.Tensor], ModelOutput], interpolant: Interpolant,
@@ -97,21 +97,17 @@ class Field:
         self.interpolant = interpolant
         self.prediction = prediction if prediction == DATA_SCORE else canonical_prediction(prediction)
         self.nfe = 0
-        self.budget: Optional[int] = None
 
-    def reset(self, budget: Optional[int] = None) -> None:
-        """Zero the counter and set a new budget (``None``: unlimited)."""
+    def reset(self) -> None:
+        """Zero the call statistic :attr:`nfe`."""
         self.nfe = 0
-        self.budget = budget
 
     def predict(self, x: torch.Tensor, t: float, t_batch: Optional[torch.Tensor] = None) -> Prediction:
-        """Call the model once at ``(x, t)`` (a python float time) and count it.
+        """Call the model once at ``(x, t)`` (a python float time) and count it in :attr:`nfe`.
 
         ``t_batch``: optionally the model's time argument already built (``t`` as a ``(B,)`` tensor of ``x``'s
         dtype and device; a solver may build all of a run's in one op). The model gets a tensor of its own either way.
         """
-        if self.budget is not None and self.nfe >= self.budget:
-            raise BudgetExceededError(f"nfe: budget of {self.budget} function evaluations exhausted")
         self.nfe += 1
         tt = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device) if t_batch is None else t_batch
         try:
@@ -130,6 +126,59 @@ class Field:
     def velocity(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """One model call, returned as velocity."""
         return self.predict(x, t).velocity
+
+
+def check_output(value: ModelOutput, x: torch.Tensor, kind: str) -> None:
+    """Raise :class:`ConfigError` unless a model output has the state's shape, dtype and device.
+
+    A wrong-shape output would otherwise broadcast into a finite, wrong answer (e.g. ``v[:, :1]`` against a
+    ``(B, 2)`` state), and a float32 output would silently downcast a float64 run.
+    """
+    parts = value if kind == DATA_SCORE else (value,)
+    if kind == DATA_SCORE and not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise ConfigError("model", f"a 'data_score' model must return a pair (data, score), got {type(value).__name__}")
+    for v in parts:  # type: ignore[union-attr]
+        if not isinstance(v, torch.Tensor):
+            raise ConfigError("model", f"must return a tensor of the state's shape {tuple(x.shape)}, got "
+                                       f"{type(v).__name__}")
+        if v.shape != x.shape:
+            raise ConfigError("model", f"returned shape {tuple(v.shape)} for a state of shape {tuple(x.shape)}; "
+                                       f"a model must return a tensor of the state's shape")
+        if v.dtype != x.dtype or v.device != x.device:
+            raise ConfigError("model", f"returned {v.dtype} on {v.device} for a {x.dtype} state on {x.device}; "
+                                       f"a model must return the state's dtype and device")
+
+
+class RunField(Field):
+    """One sampling run's view of a :class:`Field`: it counts this run's model calls, enforces the run's budget and
+    checks the first output against the state (shape, dtype, device).
+
+    The user's field is never reset by a run, so interleaved runs on one model each keep their own count.
+
+    Args:
+        inner: the field the calls go to (its own statistic :attr:`Field.nfe` goes up too).
+        budget: the most calls this run may make (``None``: unlimited).
+    """
+
+    def __init__(self, inner: Field, budget: Optional[int] = None):  # noqa: D107  (no Field.__init__: a view)
+        self.inner, self.budget, self.nfe = inner, budget, 0
+        self.model, self.interpolant, self.prediction = inner.model, inner.interpolant, inner.prediction
+        self._plain = type(inner).predict is Field.predict
+        self._checked = False
+
+    def reset(self) -> None:  # pragma: no cover - a run's count is its own
+        raise TypeError("a run's field view is not reset; start a new run instead")
+
+    def predict(self, x: torch.Tensor, t: float, t_batch: Optional[torch.Tensor] = None) -> Prediction:
+        """Count one call against this run's budget and forward it (``t_batch`` as in :meth:`Field.predict`)."""
+        if self.budget is not None and self.nfe >= self.budget:
+            raise BudgetExceededError(f"nfe: budget of {self.budget} function evaluations exhausted")
+        self.nfe += 1
+        pred = self.inner.predict(x, t, t_batch) if self._plain else self.inner.predict(x, t)
+        if not self._checked:
+            check_output(pred.value, x, pred.kind)
+            self._checked = True
+        return pred
 
 
 def as_field(model: object) -> Field:

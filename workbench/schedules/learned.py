@@ -177,12 +177,15 @@ def fit_grid(solver, field: Field, x_pilot: torch.Tensor, nfe: int, init: Union[
             grid = torch.tensor(times, dtype=torch.float64)
             if not bool(torch.all(grid[1:] > grid[:-1])):
                 return _PENALTY
+            run = solver.stream(field, x, nfe, grid=grid)
             try:
-                out = solver.sample(field, x, nfe, grid=grid).x
+                for _ in run:
+                    pass
+                out = run.result.x  # type: ignore[union-attr]
             except WorkbenchError:
                 return _PENALTY
             finally:
-                pilot_nfe += field.nfe
+                pilot_nfe += run.nfe  # the run's own count (the field is never reset)
             v = float((out - ref).flatten(1).norm(dim=1).mean())
             return v if math.isfinite(v) else _PENALTY
 

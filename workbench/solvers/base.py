@@ -3,10 +3,11 @@ r"""Sampler base classes.
 A solver integrates :math:`dX = b(t, X)\,dt` (ODE) or :math:`dX = (b + \varepsilon(t)s)\,dt + \sqrt{2\varepsilon(t)}\,dW`
 (SDE) from ``t_start`` to ``t_end`` on a grid from a :class:`~workbench.schedules.Schedule`.
 
-NFE is a budget, audited by the :class:`~workbench.models.field.Field` counter, never by the solver's claim:
-a fixed-step solver with ``k`` evaluations per step takes ``steps = nfe // k`` steps (documented rounding
-down; ``result.nfe`` is the count actually made, ``result.nfe_budget`` what was asked) and a run can never
-exceed its budget because the field refuses the extra call.
+NFE is a budget, audited by the run, never by the solver's claim: every run wraps the user's
+:class:`~workbench.models.field.Field` in its own :class:`~workbench.models.field.RunField` view, which counts
+the run's calls and refuses one beyond the budget (the user's field is never reset, so interleaved runs on one
+model each keep their own count). A fixed-step solver with ``k`` evaluations per step takes ``steps = nfe // k``
+steps (documented rounding down; ``result.nfe`` is the count actually made, ``result.nfe_budget`` what was asked).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import torch
 
 from ..errors import ConfigError, NonFiniteError
 from ..interpolants.base import Interpolant
-from ..models.field import Field, Prediction
+from ..models.field import Field, Prediction, RunField
 from ..registry import Registry
 from ..schedules.base import SCHEDULES, Schedule
 
@@ -212,14 +213,20 @@ class SamplingRun:
         self.return_trajectory, self.generator, self.progress = return_trajectory, generator, progress
         self.result: Optional[SampleResult] = None
         self.cancelled = False
+        self.view: Optional[RunField] = None  # this run's counting view of ``field`` (set when iteration starts)
+
+    @property
+    def nfe(self) -> int:
+        """Model calls this run has made so far."""
+        return 0 if self.view is None else self.view.nfe
 
     def cancel(self) -> None:
         """Stop before the next step; ``result`` stays None."""
         self.cancelled = True
 
     def __iter__(self) -> Iterator[Step]:
-        solver, field = self.solver, self.field
-        field.reset(budget=self.nfe_budget)
+        solver = self.solver
+        field = self.view = RunField(self.field, self.nfe_budget)  # this run's own counter and budget
         start = time.perf_counter()
         traj: List[torch.Tensor] = [self.x0] if self.return_trajectory else []
         times: List[float] = [float(self.grid[0])]

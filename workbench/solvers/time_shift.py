@@ -33,20 +33,8 @@ class ShiftedField(Field):
     def nfe(self) -> int:  # type: ignore[override]
         return self.inner.nfe
 
-    @nfe.setter
-    def nfe(self, v: int) -> None:
-        self.inner.nfe = v
-
-    @property
-    def budget(self):  # type: ignore[override]
-        return self.inner.budget
-
-    @budget.setter
-    def budget(self, v) -> None:
-        self.inner.budget = v
-
-    def reset(self, budget: Optional[int] = None) -> None:
-        self.inner.reset(budget)
+    def reset(self) -> None:  # pragma: no cover - a view of a run's field
+        raise TypeError("a shifted view is not reset")
 
     def predict(self, x: torch.Tensor, t: float) -> Prediction:
         d = self.offset(t) if callable(self.offset) else self.offset
