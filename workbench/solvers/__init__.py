@@ -4,7 +4,8 @@
 >>> solvers.get("heun").steps_for_nfe(20)
 10
 """
-from .base import SOLVERS, FixedStepSolver, SampleResult, SamplingRun, Solver, Step, check_nfe
+from .base import SOLVERS, FixedStepSolver, LinearSolver, SampleResult, SamplingRun, Solver, Step, check_nfe
+from .plan import Plan, PlanBuilder, Program, compile_plan, execute
 from . import runge_kutta, dopri5, sde  # noqa: F401  (register the solvers)
 from . import dpm_solver  # noqa: F401
 from .dpm_solver import DPMSolver2, DPMSolver3, DPMSolverPP, DPMSolverPP2M, DPMSolverPP3M, DPMSolverSinglestep
@@ -18,7 +19,7 @@ from . import dpm_solver_v3  # noqa: F401
 from .dpm_solver_v3 import EMS, DPMSolverV3, compute_ems
 from .log_snr import LogSNRSolver, LogSNRTable
 from .dopri5 import Dopri5
-from .runge_kutta import RK4, Euler, ExplicitRK, Heun, Midpoint
+from .runge_kutta import RK4, SSPRK3, Euler, ExplicitRK, Heun, Heun3, Kutta3, Midpoint
 from . import nonstationary  # noqa: F401
 from .nonstationary import NonStationary, NSCoefficients, linearize
 from .sde import EulerMaruyama
@@ -27,8 +28,8 @@ get = SOLVERS.get
 names = SOLVERS.names
 
 __all__ = [
-    "SOLVERS", "Solver", "FixedStepSolver", "SampleResult", "SamplingRun", "Step", "check_nfe", "get", "names",
-    "Euler", "Heun", "Midpoint", "RK4", "ExplicitRK", "Dopri5", "EulerMaruyama",
+    "SOLVERS", "Solver", "FixedStepSolver", "LinearSolver", "Plan", "PlanBuilder", "Program", "compile_plan", "execute", "SampleResult", "SamplingRun", "Step", "check_nfe", "get", "names",
+    "Euler", "Heun", "Midpoint", "Heun3", "Kutta3", "SSPRK3", "RK4", "ExplicitRK", "Dopri5", "EulerMaruyama",
     "LogSNRSolver", "LogSNRTable", "DPMSolverPP", "DPMSolverPP2M", "DPMSolverPP3M", "DPMSolverSinglestep",
     "DPMSolver2", "DPMSolver3", "UniPC", "DEIS",
     "PredictorCorrector", "TimeShifted", "ShiftedField", "DPMSolverV3", "EMS", "compute_ems",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Union
 
 import torch
 
@@ -23,6 +23,9 @@ from ..interpolants.base import Interpolant
 from ..models.field import Field, Prediction, RunField
 from ..registry import Registry
 from ..schedules.base import SCHEDULES, Schedule
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .plan import Plan, Program
 
 EpsLike = Union[float, Callable[[float], float]]
 
@@ -300,3 +303,42 @@ class FixedStepSolver(Solver):
 
 SOLVERS: Registry[Solver] = Registry("solver")
 register = SOLVERS.register
+
+
+class LinearSolver(Solver):
+    """A deterministic fixed-step sampler given entirely by its :class:`~workbench.solvers.plan.Plan`.
+
+    Subclasses implement only :meth:`build_plan` (a pure function of the solver's parameters, the interpolant and the
+    grid); the plan is cached by value, compiled once per model output kind, and run by the one executor
+    :func:`~workbench.solvers.plan.execute`.
+    """
+
+    def build_plan(self, interpolant: Interpolant, grid: List[float]) -> "Plan":
+        """The linear form of a run on ``grid`` (override)."""
+        raise NotImplementedError
+
+    def plan_for(self, interpolant: Interpolant, grid: List[float]) -> "Plan":
+        """:meth:`build_plan`, memoised by (solver value, interpolant value, grid)."""
+        from .plan import PLANS, value_key
+
+        key = (value_key(self), value_key(interpolant), tuple(grid))
+        return PLANS.get(key, lambda: self.build_plan(interpolant, list(grid)))
+
+    def program_for(self, interpolant: Interpolant, grid: List[float], raw_kind: str) -> "Program":
+        """The plan compiled for a model whose output is ``raw_kind`` (memoised)."""
+        from .plan import PROGRAMS, compile_plan, value_key
+
+        key = (value_key(self), value_key(interpolant), tuple(grid), raw_kind)
+        return PROGRAMS.get(key, lambda: compile_plan(self.plan_for(interpolant, grid), interpolant, raw_kind))
+
+    def iterate(self, field: Field, x: torch.Tensor, grid: torch.Tensor,
+                generator: Optional[torch.Generator] = None) -> Iterator[Step]:
+        from .plan import execute
+
+        ts = [float(v) for v in grid.tolist()]
+        program = self.program_for(field.interpolant, ts, field.prediction)
+        plan = program.plan
+        g, orders, ends = plan.grid, plan.orders, plan.ends
+        for j, y, pred in execute(program, field, x):
+            i = ends[j]
+            yield Step(i, g[i], g[i + 1], y, field.nfe, pred, True, orders[i])

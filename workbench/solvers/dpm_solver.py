@@ -26,9 +26,11 @@ from typing import Any, List, Tuple
 
 import torch
 
-from .base import Step, register
-from .log_snr import (LogSNRSolver, LogSNRTable, check_kind, check_order, combine, ddim_coefficients,
-                      exp_integrator_weights, model_output, multistep_orders)
+from .base import register
+from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_kind, check_order, ddim_coefficients,
+                      exp_integrator_weights, fold_correctors, region_variable, split_form, split_step, step_points,
+                      step_region, variable_step)
+from .plan import PlanBuilder
 
 #: A step plan: (order, coefficient of x, [(history lag j, coefficient of m_{i-j}), ...], kind of m).
 Plan = Tuple[int, float, List[Tuple[int, float]], str]
@@ -92,30 +94,29 @@ def dpm_multistep_plan(tab: LogSNRTable, orders: List[int], kind: str, third_ord
 
 
 class _Multistep(LogSNRSolver):
-    """Shared step of the linear multistep log-SNR solvers: ``x_next = c_x x + Σ_j c_j m_{i-j}``.
-
-    Runs go through :meth:`LogSNRSolver.iterate_fused`; :meth:`step` is the reference path (``fused = False``).
-    """
+    """A linear multistep log-SNR sampler given by its per-step coefficients (:meth:`coefficients`)."""
 
     kind = "data"
-    fused = True
+    lower_order_final = True
 
-    def linear_steps(self, tab, plan):
-        return [(order, cx, [(g, c, kind) for g, c in terms]) for order, cx, terms, kind in plan]
+    def coefficients(self, tab: LogSNRTable, orders: List[int]) -> List[Plan]:
+        """``(order, c_x, [(lag, c)], kind)`` per step on a grid with finite λ at both ends (override)."""
+        raise NotImplementedError
 
-    def step(self, field, x, t, t_next, index, state, generator):
-        tab: LogSNRTable = state["table"]
-        order, cx, terms, kind = state["plan"][index]
-        pred = field.predict(x, t)
-        hist: List[Any] = state["hist"]
-        own = self.kind == "data" or tab.finite(index)
-        mine = model_output(pred, self.kind, x, tab.a[index], tab.sigma[index]) if own else None
-        hist.append(mine)  # history in the solver's own kind (entries at λ = ±∞ are never extrapolated)
-        m = mine if kind == self.kind else model_output(pred, kind, x, tab.a[index], tab.sigma[index])
-        if len(hist) > 4:
-            del hist[0]
-        ms = [(c, m if g == 0 else hist[-1 - g]) for g, c in terms]
-        return combine(x, cx, ms), pred, order
+    def recurrence(self, tab):
+        points = step_points(tab, self.order, self.lower_order_final, "dpm")
+        if split_form(tab):
+            # Adams steps in u/ρ; while the history is short (k < order points) a free Adams–Moulton corrector through
+            # the next evaluation lifts the warm-up step to local order k + 2, which the start out of a = 0 needs
+            preds, corrs = [], []
+            for i, k in enumerate(points):
+                cx, terms = split_step(tab, i, k)
+                preds.append((k, cx, terms))
+                warm = k < self.order and i + 1 < len(points) and not (tab.a[i] == 0.0 and tab.sigma[i + 1] == 0.0)
+                corrs.append(variable_step(tab, i, [-1] + list(range(k)), step_region(tab, i)) if warm else None)
+            return [(min(o, self.order), cx, terms) for o, cx, terms in fold_correctors(preds, corrs)]
+        return [(order, cx, [(g, c, kind) for g, c in terms])
+                for order, cx, terms, kind in self.coefficients(tab, points)]
 
 
 @register("dpm_solver_pp", "dpmpp", "dpm_solver_multistep", "dpm_multistep")
@@ -123,11 +124,13 @@ class DPMSolverPP(_Multistep):
     r"""DPM-Solver++ multistep (data prediction) of order 1–3; 1 NFE/step.
 
     Args:
-        order: 1 (DDIM), 2 (2M) or 3 (3M).
+        order: 1 (DDIM), 2 (2M) or 3 (3M): the global order (the number of outputs each step extrapolates).
         predict: ``"data"`` (DPM-Solver++) or ``"noise"`` (multistep DPM-Solver).
         lower_order_final: with fewer than 15 steps use order 1 on the last and ≤ 2 on the second-to-last step
-            (as the paper and diffusers do); a step into σ = 0 is always first order.
+            (as the paper and diffusers do; it costs no asymptotic order).
         third_order: ``"lagrange"`` (exact quadratic integral) or ``"diffusers"`` (the published form).
+
+    On a grid reaching a = 0 or σ = 0 the steps are the Adams form of :func:`~.log_snr.variable_step`.
     """
 
     evals_per_step = 1
@@ -145,8 +148,7 @@ class DPMSolverPP(_Multistep):
         self._params = {"order": order, "predict": predict, "lower_order_final": lower_order_final,
                         "third_order": third_order}
 
-    def plan(self, tab):
-        orders = multistep_orders(tab, self.order, self.lower_order_final, "dpm")
+    def coefficients(self, tab, orders):
         return dpm_multistep_plan(tab, orders, self.kind, self.third_order)
 
 
@@ -180,7 +182,8 @@ class DPMSolverSinglestep(LogSNRSolver):
         k=2:\ u = \mathrm{EI}_{s\to s_1}[D_s],\ x_t = \mathrm{EI}_{s\to t}[P_1(D_s, D_u)];\qquad
         k=3:\ u_1 = \mathrm{EI}[D_s],\ u_2 = \mathrm{EI}_{s\to s_2}[P_1(D_s, D_{u_1})],\ x_t = \mathrm{EI}_{s\to t}[P_1(D_s, D_{u_2})].
 
-    A step touching λ = ±∞ (σ = 0 or a = 0 at an end) is split into k first-order DDIM sub-steps uniform in t.
+    On a grid reaching λ = ±∞ (σ = 0 or a = 0 at an end) every step is instead the k-stage RK method in the variable that
+    is smooth at that end (:meth:`_split_step`), which keeps the order k.
 
     Args:
         order: 2 or 3 (``k`` NFE per step).
@@ -193,54 +196,66 @@ class DPMSolverSinglestep(LogSNRSolver):
         self.kind = check_kind(predict)
         self._params = {"order": order, "predict": predict}
 
-    def iterate(self, field, x, grid, generator=None):
-        ts = [float(v) for v in grid.tolist()]
-        tab = LogSNRTable.build(field.interpolant, ts)
-        I = field.interpolant
-        k = self.order
+    def build_plan(self, interpolant, grid):
+        I, k, ts = interpolant, self.order, list(grid)
+        tab = LogSNRTable.build(I, ts)
+        b = PlanBuilder(ts, repr(self))
+        kind = KIND_NAMES[self.kind]
+        if split_form(tab):
+            for i in range(len(ts) - 1):
+                self._split_step(b, I, tab, i)
+            return b.build()
         rs = {1: [], 2: [0.5], 3: [1.0 / 3.0, 2.0 / 3.0]}[k]
-        steps = []
-        inner = [i for i in range(len(ts) - 1) if k > 1 and tab.finite(i) and tab.finite(i + 1)]
-        lam_all = torch.tensor([tab.lam[i] + r * (tab.lam[i + 1] - tab.lam[i]) for i in inner for r in rs],
-                               dtype=torch.float64)
-        t_all = I.t_from_log_snr(lam_all, ts[0], ts[-1]).tolist() if inner else []
-        stage_t = {i: t_all[j * (k - 1):(j + 1) * (k - 1)] for j, i in enumerate(inner)}
+        lam = torch.tensor([tab.lam[i] + r * (tab.lam[i + 1] - tab.lam[i]) for i in range(len(ts) - 1) for r in rs],
+                           dtype=torch.float64)
+        t_all = I.t_from_log_snr(lam, ts[0], ts[-1]).tolist() if rs else []
         for i in range(len(ts) - 1):
-            if i in stage_t:
-                tm = stage_t[i]
-                sub = LogSNRTable.build(I, [ts[i], *tm, ts[i + 1]])
-                # rebuild exact λ at the stage points from their times (consistent with the model's time)
-                stages = []
-                for s in range(1, k):  # stage s lands on point s of `sub`
-                    lags = [0] if s == 1 else [0, s - 1]
-                    stages.append(self._ei(sub, s, lags))
-                final_nodes = [0] if k == 1 else [0, k - 1]
-                stages.append(self._ei(sub, k, final_nodes))
-                steps.append(("ei", sub, stages))
-            else:
-                sub_t = torch.linspace(ts[i], ts[i + 1], k + 1, dtype=torch.float64).tolist()
-                sub_t[0], sub_t[-1] = ts[i], ts[i + 1]
-                sub = LogSNRTable.build(I, sub_t)
-                steps.append(("ddim", sub, [ddim_coefficients(sub, s, s + 1) for s in range(k)]))
-        for i, (mode, sub, stages) in enumerate(steps):
-            xs, first = x, None
-            if mode == "ddim":
-                for s, (cx, cd) in enumerate(stages):
-                    pred = field.predict(xs, sub.t[s])
-                    first = first or pred
-                    xs = combine(xs, cx, [(cd, model_output(pred, "data", xs, sub.a[s], sub.sigma[s]))])
-                x = xs
-                yield Step(i, ts[i], ts[i + 1], x, field.nfe, first, True, 1)
-                continue
-            outs = []
+            # the exact λ of the stage points from their times (consistent with the model's time)
+            sub = LogSNRTable.build(I, [ts[i], *t_all[i * (k - 1):(i + 1) * (k - 1)], ts[i + 1]])
+            start, outs = b.current, []
             for s in range(k):  # evaluate at stage point s, then form point s + 1 (or x_t)
-                pred = field.predict(xs, sub.t[s])
-                first = first or pred
-                outs.append(model_output(pred, self.kind, xs, sub.a[s], sub.sigma[s]))
-                cx, terms = stages[s]
-                xs = combine(x, cx, [(c, outs[g]) for g, c in terms])
-            x = xs
-            yield Step(i, ts[i], ts[i + 1], x, field.nfe, first, True, k)
+                outs.append(b.evaluate(sub.t[s]))
+                nodes = [0] if s == 0 else [0, s]
+                cx, terms = self._ei(sub, s + 1, nodes)
+                b.advance([("x", start, cx)] + [(kind, outs[g], c) for g, c in terms],
+                          step=i if s == k - 1 else -1, order=k)
+        return b.build()
+
+    def _split_step(self, b: PlanBuilder, I, tab: LogSNRTable, i: int) -> None:
+        r"""Step ``i`` of a grid reaching λ = ±∞: the ``k``-stage explicit RK method (Euler, midpoint, Heun-3; every
+        stage strictly inside the step) on :math:`dz/du = D` with :math:`z = x/\sigma` (data region) or
+        :math:`dy/d\rho = \hat\varepsilon` with :math:`y = x/a` (noise region), see :func:`~.log_snr.variable_step`."""
+        k, start = self.order, b.current
+        if tab.a[i] == 0.0 and tab.sigma[i + 1] == 0.0:  # one step across: k DDIM sub-steps uniform in t
+            sub_t = torch.linspace(tab.t[i], tab.t[i + 1], k + 1, dtype=torch.float64).tolist()
+            sub_t[0], sub_t[-1] = tab.t[i], tab.t[i + 1]
+            sub = LogSNRTable.build(I, sub_t)
+            for s in range(k):
+                e = b.evaluate(sub.t[s])
+                cx, cd = ddim_coefficients(sub, s, s + 1)
+                b.advance([("x", e, cx), ("x1", e, cd)], step=i if s == k - 1 else -1, order=1)
+            return
+        c, A, w = _STAGE_TABLEAUX[k]
+        region = step_region(tab, i)
+        v0, v1 = region_variable(tab, i, region), region_variable(tab, i + 1, region)
+        dv = v1 - v0
+        kind = "x1" if region == "data" else "noise"
+        lam = [math.log(v0 + cs * dv) * (1.0 if region == "data" else -1.0) for cs in c[1:]]
+        t_stage = [tab.t[i]] + (I.t_from_log_snr(torch.tensor(lam, dtype=torch.float64), tab.t[i], tab.t[i + 1])
+                                .tolist() if lam else [])
+
+        def scale(t: float) -> float:
+            co = I.coefficients(float(t))
+            return float(co.sigma if region == "data" else co.signal)
+
+        s0, outs = scale(tab.t[i]), []
+        for s in range(k):
+            outs.append(b.evaluate(t_stage[s]))
+            last = s == k - 1
+            weights = w if last else A[s + 1]
+            ss = scale(tab.t[i + 1] if last else t_stage[s + 1])
+            b.advance([("x", start, ss / s0)] + [(kind, o, ss * dv * wm) for o, wm in zip(outs, weights)],
+                      step=i if last else -1, order=k)
 
     def _ei(self, sub: LogSNRTable, target: int, nodes: List[int]) -> Tuple[float, List[Tuple[int, float]]]:
         """EI step from point 0 of ``sub`` to ``target`` with the linear interpolant through points ``nodes``."""
@@ -249,8 +264,15 @@ class DPMSolverSinglestep(LogSNRSolver):
         w = exp_integrator_weights(h, [sub.lam[g] - sub.lam[0] for g in nodes], self.kind)
         return cx, [(g, sgn * q * wg) for g, wg in zip(nodes, w)]
 
-    def step(self, field, x, t, t_next, index, state, generator):  # pragma: no cover - iterate is overridden
-        raise NotImplementedError
+
+
+#: Explicit RK tableaux ``(c, a, w)`` of the single-step samplers on split-form grids (every stage c < 1, so no stage
+#: evaluates at σ = 0): Euler, the midpoint rule, Heun's third-order method.
+_STAGE_TABLEAUX = {
+    1: ((0.0,), ((),), (1.0,)),
+    2: ((0.0, 0.5), ((), (0.5,)), (0.0, 1.0)),
+    3: ((0.0, 1.0 / 3.0, 2.0 / 3.0), ((), (1.0 / 3.0,), (0.0, 2.0 / 3.0)), (0.25, 0.0, 0.75)),
+}
 
 
 @register("dpm_solver_2", "dpm2", "dpmpp_2s")

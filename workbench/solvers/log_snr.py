@@ -26,20 +26,18 @@ exact algebra :math:`x_t = a_t D`, and where :math:`a = 0` (λ = −∞, the noi
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import math
-import threading
-from dataclasses import dataclass, field as dc_field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
 from ..interpolants.base import Interpolant
-from ..models.field import Field, Prediction
-from .base import FixedStepSolver, Step
+from ..models.field import Prediction
+from .base import LinearSolver
+from .plan import Plan, PlanBuilder
 
 #: Kinds of model output a log-SNR sampler extrapolates.
 KINDS = ("data", "noise")
@@ -159,333 +157,114 @@ def combine(x: Optional[torch.Tensor], cx: float, terms: Sequence[Tuple[float, t
     return out
 
 
-# How a history entry m_i of the solver's kind is kept, given the model's own output kind (see `FusedPlan`).
-_OWN, _FAST, _SLOW = 0, 1, 2
-#: The prediction names of the two extrapolated kinds (as a Field spells them).
-_RAW_NAME = {"data": "x1", "noise": "noise"}
-
-
-def _storage(raw_kind: str, kind: str, a: float, sigma: float) -> Tuple[int, float, float]:
-    r"""How to get ``m`` (of ``kind``) from a model output of ``raw_kind`` at a point with signal ``a``, noise ``sigma``.
-
-    Returns ``(mode, alpha, scale)``: ``_OWN``: ``m = raw``; ``_FAST``: ``m = scale * (x + alpha * raw)``, i.e.
-    :math:`D = (x - \sigma\hat\varepsilon)/a` or :math:`\hat\varepsilon = (x - a D)/\sigma`; ``_SLOW``: the
-    interpolant's conversion (:func:`model_output`), ``scale = 1``.
-    """
-    if raw_kind == _RAW_NAME[kind]:
-        return _OWN, 0.0, 1.0
-    if kind == "data" and raw_kind == "noise" and a > 0:
-        return _FAST, -sigma, 1.0 / a
-    if kind == "noise" and raw_kind == "x1" and sigma > 0:
-        return _FAST, -a, 1.0 / sigma
-    return _SLOW, 0.0, 1.0
-
-
-@dataclass(frozen=True)
-class FusedStep:
-    """One step of a :class:`FusedPlan`. Tensors are named by their index in the run's slot list: ``0 … depth-1``
-    the history ring, then ``X`` (the state the model saw), ``RAW`` (its output) and one slot per converted kind.
-
-    Attributes:
-        order: the order reported for the step.
-        store: ``None`` when ``m_i`` is not needed by a later step, else ``(mode, alpha, slot)``: the history slot
-            receives ``S_i = raw`` (own kind), ``x + alpha * raw`` (one fused op into a per-run ring buffer) or
-            the converted tensor; ``m_i = scale * S_i``.
-        convert: kinds whose converted value (:func:`model_output`) this step needs in their slot (rare: steps
-            that touch λ = ±∞, or models of a third kind).
-        lead: ``(slot, coefficient)``: the term that starts the new state with one multiplication.
-        rest: ``((slot, coefficient), ...)`` added in place with ``add_(alpha=...)``.
-        generic: ``(c_x, ((slot, c), ...))`` with this step's own terms read from the converted-kind slots: used when a
-            step's prediction is not of the kind the plan assumed (e.g. a time-shifted field mixing kinds).
-        scale: the factor with ``m_i = scale * S_i``.
-    """
-
-    order: int
-    store: Optional[Tuple[int, float, int]]
-    convert: Tuple[str, ...]
-    lead: Tuple[int, float]
-    rest: Tuple[Tuple[int, float], ...]
-    generic: Tuple[float, Tuple[Tuple[int, float], ...]]
-    scale: float
-
-
-@dataclass
-class FusedPlan:
-    r"""A multistep plan rewritten in the tensors a run actually holds, for one model output kind.
-
-    A linear multistep update :math:`x_{i+1} = c_x x_i + \sum_g c_g m_{i-g}` needs the history ``m`` in the
-    solver's kind (D or ε̂). When the model returns the other one, :math:`m_j = s_j (x_j + \alpha_j\,\mathrm{raw}_j)`
-    (e.g. :math:`D = (x - \sigma\hat\varepsilon)/a`), so a history entry is kept as the *unscaled*
-    :math:`S_j = x_j + \alpha_j \mathrm{raw}_j` (one fused op, written into a ring of scratch buffers from
-    :data:`SCRATCH`: no allocation)
-    and :math:`s_j` is folded into the coefficients; the current step's own term is expanded into
-    :math:`x_i` and :math:`\mathrm{raw}_i` directly (merged with :math:`c_x`). A step is then one multiplication
-    plus one in-place ``add_`` per further tensor, and the only tensor allocated per step is the new state.
-
-    Attributes:
-        raw_kind: the model output kind the plan is for. depth: ring size (largest lag + 1). steps: one
-        :class:`FusedStep` per grid interval. slots: the number of tensor slots a run keeps.
-    """
-
-    raw_kind: str
-    depth: int
-    steps: Tuple[FusedStep, ...]
-    slots: int
-    _leads: Dict[torch.dtype, Tuple[torch.Tensor, ...]] = dc_field(default_factory=dict, repr=False, compare=False)
-
-    def lead_coefficients(self, dtype: torch.dtype) -> Tuple[torch.Tensor, ...]:
-        """Each step's lead coefficient as a 0-d CPU tensor (memoised per dtype): a multiplication by a 0-d
-        tensor of the state's dtype dispatches ~2x faster than by a python float, with the same result."""
-        key = dtype if dtype in (torch.float32, torch.float64) else torch.float64
-        hit = self._leads.get(key)
-        if hit is None:
-            hit = self._leads[key] = torch.tensor([s.lead[1] for s in self.steps], dtype=key).unbind(0)
-        return hit
-
-
-def fuse_plan(entries: Sequence["LinearStep"], tab: LogSNRTable, kind: str, raw_kind: str) -> FusedPlan:
-    """Rewrite per-step linear updates (in ``m`` of ``kind``; other kinds only at lag 0) for a model whose output is
-    ``raw_kind`` (see :class:`FusedPlan`). History entries at λ = −∞ are not kept for ``kind="noise"`` (a = 0), and
-    no later step may use them."""
-    n = len(entries)
-    depth = 1 + max([g for _, _, terms in entries for g, c, _ in terms if c != 0.0] + [0])
-    X, RAW = depth, depth + 1
-    conv_slot = {k: depth + 2 + j for j, k in enumerate(KINDS)}
-    needed = [False] * n
-    for i, (_, _, terms) in enumerate(entries):
-        for g, c, k in terms:
-            if g >= 1 and c != 0.0:
-                if k != kind:
-                    raise ValueError(f"step {i}: a history term of kind {k!r} in a {kind!r} plan")
-                needed[i - g] = True
-    steps = []
-    for i, (order, cx, terms) in enumerate(entries):
-        own = kind == "data" or tab.finite(i)
-        mode, alpha, scale = _storage(raw_kind, kind, tab.a[i], tab.sigma[i])
-        if needed[i] and not own:
-            raise ValueError(f"step {i}: history at λ = -inf is used")
-        store = (mode, alpha, i % depth) if needed[i] else None
-        fast: Dict[int, float] = {X: cx}
-        generic: Dict[int, float] = {}
-        convert: List[str] = []
-
-        def add(d: Dict[int, float], key: int, c: float) -> None:
-            d[key] = d.get(key, 0.0) + c
-
-        for g, c, k in terms:
-            if c == 0.0:
-                continue
-            if g >= 1:
-                slot = (i - g) % depth
-                add(fast, slot, c * _storage(raw_kind, kind, tab.a[i - g], tab.sigma[i - g])[2])
-                add(generic, slot, c * _storage(raw_kind, kind, tab.a[i - g], tab.sigma[i - g])[2])
-                continue
-            add(generic, conv_slot[k], c)
-            if k == kind and store is not None:
-                add(fast, i % depth, c * scale)
-                continue
-            m, al, sc = _storage(raw_kind, k, tab.a[i], tab.sigma[i])
-            if m == _OWN:
-                add(fast, RAW, c)
-            elif m == _FAST:
-                add(fast, X, c * sc)
-                add(fast, RAW, c * sc * al)
-            else:
-                add(fast, conv_slot[k], c)
-                if k not in convert:
-                    convert.append(k)
-        items = [(slot, c) for slot, c in fast.items() if c != 0.0] or [(X, 0.0)]
-        steps.append(FusedStep(order, store, tuple(convert), items[0], tuple(items[1:]),
-                               (cx, tuple(generic.items())), scale))
-    return FusedPlan(raw_kind, depth, tuple(steps), depth + 2 + len(KINDS))
-
-
-#: A linear step ``x_{i+1} = c_x x_i + Σ c m_{i-lag}`` with each term's kind: (order, c_x, [(lag, c, kind)]).
+#: A step of a multistep recurrence: ``(order, c_x, [(lag, c, kind)])`` meaning
+#: :math:`x_{i+1} = c_x x_i + \sum c\, m^{kind}_{i-lag}` (``lag = -1``: the output at the new point, for correctors).
 LinearStep = Tuple[int, float, List[Tuple[int, float, str]]]
 
 
-class ScratchPool:
-    """Scratch tensors (the fused loop's history ring) reused across runs: first touching fresh memory costs a page
-    fault per 4 KiB (≈ 200 per 64×3×32×32 float32 buffer), more than the arithmetic that fills it.
+def split_form(tab: LogSNRTable) -> bool:
+    """True when the grid reaches :math:`a = 0` or :math:`\\sigma = 0` (λ = ∓∞), where the log-SNR samplers switch to
+    the variables that stay smooth at those ends (see :func:`variable_step`)."""
+    return not (tab.finite(0) and tab.finite(len(tab.t) - 1))
 
-    A run checks buffers out and gives them back when it ends (also when abandoned), so concurrent or interleaved
-    runs never share one. Scratch never leaves a run (states and predictions handed out are never pool tensors).
-    The pool keeps at most ``max_bytes`` in total.
+
+def step_region(tab: LogSNRTable, i: int) -> str:
+    r"""The form of step ``i → i+1`` on a grid reaching λ = ±∞: ``"data"`` (data prediction in :math:`u = a/\sigma`)
+    on the noise half (and always out of :math:`a = 0`), ``"noise"`` (noise prediction in :math:`\rho = \sigma/a`)
+    on the data half (and always into :math:`\sigma = 0`)."""
+    if tab.a[i] == 0.0:
+        return "data"
+    if tab.sigma[i + 1] == 0.0:
+        return "noise"
+    return "data" if tab.lam[i] + tab.lam[i + 1] < 0.0 else "noise"
+
+
+def region_variable(tab: LogSNRTable, i: int, region: str) -> float:
+    r""":math:`u_i = a_i/\sigma_i` (data region) or :math:`\rho_i = \sigma_i/a_i` (noise region); ``inf`` where undefined."""
+    num, den = (tab.a[i], tab.sigma[i]) if region == "data" else (tab.sigma[i], tab.a[i])
+    return math.inf if den == 0.0 else num / den
+
+
+def polynomial_weights(v0: float, v1: float, nodes: Sequence[float]) -> List[float]:
+    r""":math:`w_j = \int_{v_0}^{v_1} \ell_j(v)\,dv` for the Lagrange basis :math:`\ell_j` through ``nodes`` (40-point
+    Gauss–Legendre: exact to rounding for these low-degree polynomials)."""
+    v = v0 + (v1 - v0) * _GL_X
+    out = []
+    for j, vj in enumerate(nodes):
+        lj = np.ones_like(v)
+        for k, vk in enumerate(nodes):
+            if k != j:
+                lj = lj * (v - vk) / (vj - vk)
+        out.append(float((v1 - v0) * np.sum(_GL_W * lj)))
+    return out
+
+
+def variable_step(tab: LogSNRTable, i: int, lags: Sequence[int], region: str) -> Tuple[float, List[Tuple[int, float, str]]]:
+    r"""Adams-type exponential-integrator step ``i → i+1`` in the variable that is smooth at the nearby end.
+
+    With :math:`u = a/\sigma = e^{\lambda}` and :math:`\rho = \sigma/a = e^{-\lambda}` the two exact forms of the
+    probability-flow ODE (module docstring) become plain quadratures,
+
+    .. math::
+        x_{i+1} = \frac{\sigma_{i+1}}{\sigma_i}x_i + \sigma_{i+1}\int_{u_i}^{u_{i+1}} D\,du,\qquad
+        x_{i+1} = \frac{a_{i+1}}{a_i}x_i + a_{i+1}\int_{\rho_i}^{\rho_{i+1}} \hat\varepsilon\,d\rho ,
+
+    and :math:`D` is analytic in :math:`u` at :math:`u = 0` (:math:`a = 0`) while :math:`\hat\varepsilon` is analytic in
+    :math:`\rho` at :math:`\rho = 0` (:math:`\sigma = 0`): for :math:`y = x/a = x_1 + \rho\,\xi` the data enter only
+    through Gaussian smoothing of width :math:`\rho`. A polynomial through the outputs at ``i - lag`` in that variable
+    (``lag = -1``: the new point, an Adams–Moulton corrector) integrated exactly has local error :math:`O(h^{k+1})`
+    with ``k`` points, so the global order survives the ends, where λ-polynomials (whose first and last steps are O(1)
+    in λ however fine a uniform grid is) cap it at 2. In the interior the forms agree to the method's order.
+
+    Returns ``(c_x, [(lag, c, kind)])`` with ``kind`` ``"x1"`` (data region) or ``"noise"``.
     """
-
-    def __init__(self, max_bytes: int = 64 * 2 ** 20):
-        self.max_bytes = max_bytes
-        self._free: Dict[tuple, List[torch.Tensor]] = {}
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _key(t: torch.Tensor) -> tuple:
-        return tuple(t.shape), t.stride(), t.dtype, t.device
-
-    def take(self, like: torch.Tensor) -> torch.Tensor:
-        """A tensor with ``like``'s shape, strides, dtype and device (reused or new; contents undefined)."""
-        with self._lock:
-            free = self._free.get(self._key(like))
-            if free:
-                t = free.pop()
-                self._bytes -= t.element_size() * t.numel()
-                return t
-        return torch.empty_like(like).as_subclass(torch.Tensor)
-
-    def give(self, tensors: Sequence[Optional[torch.Tensor]]) -> None:
-        """Return buffers taken with :meth:`take` (dropped when the pool is full)."""
-        with self._lock:
-            for t in tensors:
-                if t is None:
-                    continue
-                size = t.element_size() * t.numel()
-                if self._bytes + size <= self.max_bytes:
-                    self._free.setdefault(self._key(t), []).append(t)
-                    self._bytes += size
+    nodes = [region_variable(tab, i - g, region) for g in lags]
+    v0, v1 = region_variable(tab, i, region), region_variable(tab, i + 1, region)
+    if region == "data":
+        cx, scale, kind = tab.sigma[i + 1] / tab.sigma[i], tab.sigma[i + 1], "x1"
+    else:
+        cx, scale, kind = tab.a[i + 1] / tab.a[i], tab.a[i + 1], "noise"
+    w = polynomial_weights(v0, v1, nodes)
+    return cx, [(g, scale * wg, kind) for g, wg in zip(lags, w)]
 
 
-#: The scratch pool of the fused log-SNR step loops.
-SCRATCH = ScratchPool()
+def usable_points(tab: LogSNRTable, i: int, region: str) -> int:
+    """How many consecutive grid points ending at ``i`` have a finite variable for ``region``."""
+    n = 0
+    while i - n >= 0 and math.isfinite(region_variable(tab, i - n, region)):
+        n += 1
+    return n
 
 
-class LogSNRSolver(FixedStepSolver):
-    """Base of the log-SNR samplers: builds the :class:`LogSNRTable` and a per-step coefficient plan once per run.
+def recurrence_plan(tab: LogSNRTable, steps: Sequence[LinearStep], label: str) -> Plan:
+    """A multistep recurrence (one evaluation per step, at the step's start) as a :class:`Plan`."""
+    b = PlanBuilder(tab.t, label)
+    for i, (order, cx, terms) in enumerate(steps):
+        k = b.evaluate(tab.t[i])
+        b.advance([("x", k, cx)] + [(KIND_NAMES.get(kind, kind), k - lag, c) for lag, c, kind in terms],
+                  step=i, order=order)
+    return b.build()
 
-    Subclasses implement :meth:`plan` (python-float coefficients for every step, from the table only) and
-    :meth:`step`, which reads ``state["plan"][index]``. Linear multistep samplers also implement
-    :meth:`linear_steps`; their runs then go through :meth:`iterate_fused` (set ``fused = False`` on an instance
-    to run the reference :meth:`step` path instead).
+
+#: The prediction names (as a Field spells them) of the extrapolated kinds.
+KIND_NAMES = {"data": "x1", "noise": "noise"}
+
+
+class LogSNRSolver(LinearSolver):
+    """Base of the log-SNR samplers: a plan built from the grid's :class:`LogSNRTable`.
+
+    Subclasses implement :meth:`recurrence` (one evaluation per step) or override :meth:`build_plan`.
     """
 
     needs_gaussian = True
-    fused = False
 
-    def iterate(self, field: Field, x: torch.Tensor, grid: torch.Tensor,
-                generator: Optional[torch.Generator] = None):
-        # returns the generator itself (no `yield from` layer: one generator resume per step, not two)
-        return self.iterate_fused(field, x, grid) if self.fused else self._iterate_steps(field, x, grid, generator)
-
-    def _iterate_steps(self, field: Field, x: torch.Tensor, grid: torch.Tensor,
-                       generator: Optional[torch.Generator] = None):
-        """The reference loop: :meth:`step` per grid interval with ``state["plan"]``."""
-        ts = [float(v) for v in grid.tolist()]
-        tab, plan = self.table_and_plan(field.interpolant, ts)
-        state: Dict[str, Any] = {"n_steps": len(ts) - 1, "table": tab, "hist": []}
-        state["plan"] = plan
-        for i in range(len(ts) - 1):
-            x, pred, order = self.step(field, x, ts[i], ts[i + 1], i, state, generator)
-            yield Step(i, ts[i], ts[i + 1], x, field.nfe, pred, True, order)
-
-    def plan(self, tab: LogSNRTable) -> List[Any]:
-        """Per-step coefficients computed from the grid alone (override)."""
-        return []
-
-    def linear_steps(self, tab: LogSNRTable, plan: Any) -> List[LinearStep]:
-        """The plan as ``(order, c_x, [(lag, c, kind)])`` per step (override in linear multistep samplers)."""
+    def recurrence(self, tab: LogSNRTable) -> List[LinearStep]:
+        """The per-step linear update (override in multistep samplers)."""
         raise NotImplementedError
 
-    def iterate_fused(self, field: Field, x: torch.Tensor, grid: torch.Tensor):
-        """The step loop on a :class:`FusedPlan`: per step one model call, at most one fused op to keep the history
-        entry, one multiplication and one ``add_`` per further tensor. No host synchronisation."""
-        ts = [float(v) for v in grid.tolist()]
-        n = len(ts) - 1
-        tab, plan, fused = self._cached(field.interpolant, ts)
-        kind: str = self.kind  # type: ignore[attr-defined]
-        a_, s_ = tab.a, tab.sigma
-        # every step's (B,) time tensor in one op (rows of one contiguous (n, B) tensor), for a plain Field
-        tts: Optional[List[torch.Tensor]] = None
-        if type(field).predict is Field.predict and n > 0:
-            tts = list(torch.tensor(ts[:-1], dtype=x.dtype).to(x.device)[:, None].expand(n, x.shape[0])
-                       .contiguous().unbind(0))
-        add, mul = torch.add, torch.mul
-        fp: Optional[FusedPlan] = None
-        ring: List[Optional[torch.Tensor]] = []  # scratch from SCRATCH, given back when the run ends
-        try:
-            for i in range(n):
-                pred = field.predict(x, ts[i]) if tts is None else field.predict(x, ts[i], tts[i])
-                raw = pred.value
-                if fp is None:  # the plan for this model's output kind (memoised with the grid's plan)
-                    fp = fused.get(pred.kind)
-                    if fp is None:
-                        fp = fused[pred.kind] = fuse_plan(self.linear_steps(tab, plan), tab, kind, pred.kind)
-                    raw_kind, steps, leads = fp.raw_kind, fp.steps, fp.lead_coefficients(x.dtype)
-                    X, RAW, conv = fp.depth, fp.depth + 1, {k: fp.depth + 2 + j for j, k in enumerate(KINDS)}
-                    slots: List[Any] = [None] * fp.slots
-                    ring.extend([None] * fp.depth)
-                st = steps[i]
-                slots[X] = x
-                slots[RAW] = raw
-                if pred.kind == raw_kind:
-                    if st.convert:
-                        for k in st.convert:
-                            slots[conv[k]] = model_output(pred, k, x, a_[i], s_[i])
-                    store = st.store
-                    if store is not None:
-                        mode, alpha, slot = store
-                        if mode == _FAST:
-                            buf = ring[slot]
-                            if buf is None and not (raw.requires_grad or x.requires_grad) and raw.dtype == x.dtype \
-                                    and raw.shape == x.shape:
-                                buf = ring[slot] = SCRATCH.take(x)
-                            slots[slot] = add(x, raw, alpha=alpha) if buf is None else \
-                                add(x, raw, alpha=alpha, out=buf)
-                        elif mode == _OWN:
-                            slots[slot] = raw
-                        else:
-                            slots[slot] = slots[conv[kind]] if kind in st.convert else \
-                                model_output(pred, kind, x, a_[i], s_[i])
-                    x = mul(slots[st.lead[0]], leads[i])
-                    for slot, c in st.rest:
-                        x.add_(slots[slot], alpha=c)
-                else:  # e.g. a time-shifted field mixing kinds: convert, keep the plan's scaling of the history
-                    for k in KINDS:
-                        slots[conv[k]] = None
-                    cx, terms = st.generic
-                    for slot, _ in terms:
-                        if slot >= X:
-                            slots[slot] = model_output(pred, KINDS[slot - X - 2], pred.x, a_[i], s_[i])
-                    if st.store is not None:
-                        m = slots[conv[kind]]
-                        if m is None:
-                            m = model_output(pred, kind, pred.x, a_[i], s_[i])
-                        slots[st.store[2]] = m if st.scale == 1.0 else m * (1.0 / st.scale)
-                    x = combine(x, cx, [(c, slots[slot]) for slot, c in terms])
-                yield Step(i, ts[i], ts[i + 1], x, field.nfe, pred, True, st.order)
-        finally:
-            slots = []
-            SCRATCH.give(ring)
-
-    def table_and_plan(self, interpolant, ts: List[float]) -> Tuple["LogSNRTable", Any]:
-        """The λ/a/σ table and the coefficient plan of a grid, memoised per (solver, parameters, interpolant, grid).
-
-        Both are pure functions of those inputs and read-only during a run, so a sweep or a dashboard that reruns
-        the same grid pays for them once (UniPC's plan solves a small linear system per step).
-        """
-        # The workbench's own interpolants are fully described by their parameters (repr); anything else is
-        # keyed by identity, in case it carries state its repr does not show.
-        tab, plan, _ = self._cached(interpolant, ts)
-        return tab, plan
-
-    def _cached(self, interpolant, ts: List[float]) -> Tuple["LogSNRTable", Any, Dict[str, FusedPlan]]:
-        """The memoised (table, plan, fused plans by model output kind) of a grid (see :meth:`table_and_plan`)."""
-        ident = repr(interpolant) if type(interpolant).__module__.startswith("workbench.") else id(interpolant)
-        key = (type(self).__module__, type(self).__name__, repr(sorted(self.params().items())),
-               type(interpolant).__name__, ident, tuple(ts))
-        hit = _PLAN_CACHE.get(key)
-        if hit is None:
-            tab = LogSNRTable.build(interpolant, ts)
-            hit = (tab, self.plan(tab), {})
-            _PLAN_CACHE[key] = hit
-            while len(_PLAN_CACHE) > _PLAN_CACHE_SIZE:
-                _PLAN_CACHE.popitem(last=False)
-        else:
-            _PLAN_CACHE.move_to_end(key)
-        return hit
-
-
-_PLAN_CACHE: "OrderedDict[tuple, Tuple[LogSNRTable, Any, Dict[str, FusedPlan]]]" = OrderedDict()
-_PLAN_CACHE_SIZE = 128
+    def build_plan(self, interpolant, grid):
+        tab = LogSNRTable.build(interpolant, grid)
+        return recurrence_plan(tab, self.recurrence(tab), repr(self))
 
 
 def multistep_orders(tab: LogSNRTable, order: int, lower_order_final: bool, final_policy: str = "dpm") -> List[int]:
@@ -515,3 +294,63 @@ def multistep_orders(tab: LogSNRTable, order: int, lower_order_final: bool, fina
                     k = min(k, 2)
         orders.append(k)
     return orders
+
+
+def step_points(tab: LogSNRTable, points: int, lower_order_final: bool, final_policy: str = "dpm") -> List[int]:
+    """Points of history used at each step of a multistep method (its order without a corrector).
+
+    On grids with finite λ at both ends this is :func:`multistep_orders`. On grids reaching λ = ±∞
+    (:func:`split_form`) each step takes up to ``points`` consecutive points whose variable (:func:`step_region`) is
+    finite, and the same ``lower_order_final`` policies apply.
+    """
+    if not split_form(tab):
+        return multistep_orders(tab, points, lower_order_final, final_policy)
+    n = len(tab.t) - 1
+    out = []
+    for i in range(n):
+        if tab.a[i] == 0.0 and tab.sigma[i + 1] == 0.0:
+            out.append(1)
+            continue
+        k = min(points, usable_points(tab, i, step_region(tab, i)))
+        if lower_order_final:
+            if final_policy == "unipc":
+                k = min(k, n - i)
+            elif n < 15:
+                k = 1 if i == n - 1 else (min(k, 2) if i == n - 2 else k)
+        out.append(max(k, 1))
+    return out
+
+
+def split_step(tab: LogSNRTable, i: int, points: int) -> Tuple[float, List[Tuple[int, float, str]]]:
+    """The ``points``-point Adams step ``i → i+1`` of a split-form grid (DDIM for a single step from a = 0 to σ = 0)."""
+    if tab.a[i] == 0.0 and tab.sigma[i + 1] == 0.0:
+        cx, cd = ddim_coefficients(tab, i, i + 1)
+        return cx, [(0, cd, "x1")]
+    return variable_step(tab, i, list(range(points)), step_region(tab, i))
+
+
+def fold_correctors(preds: Sequence[Tuple[int, float, List[Tuple[int, float, str]]]],
+                    corrs: Sequence[Optional[Tuple[float, List[Tuple[int, float, str]]]]]) -> List[LinearStep]:
+    r"""Predictors ``(points, c_x, [(lag, c, kind)])`` and free correctors ``(c_x, [(lag, c, kind)])`` (``lag = -1``:
+    the output at the predicted point, i.e. the next step's evaluation) as one recurrence on the evaluated states.
+
+    Corrector and predictor of a step start from the same (corrected) state with the same :math:`c_x`, so
+    :math:`x^c_i = \tilde x_i + \sum_g (c^C_g - c^P_g) m_{i-1-g}` and
+    :math:`\tilde x_{i+1} = c_x x^c_i + \sum_g c_g m_{i-g}` is linear in :math:`\tilde x_i` and the outputs: the
+    corrected state is never formed (UniPC, Zhao et al. 2023; the warm-up of the split-form multistep samplers).
+    """
+    steps: List[LinearStep] = []
+    for i, (k, cx, terms) in enumerate(preds):
+        coef: dict = {}
+        for g, c, kind in terms:
+            coef[(g, kind)] = coef.get((g, kind), 0.0) + c
+        if i > 0 and corrs[i - 1] is not None:
+            cx_c, c_terms = corrs[i - 1]  # type: ignore[misc]
+            _, cx_p, p_terms = preds[i - 1]
+            if cx_c != cx_p:
+                raise ValueError("corrector and predictor must share the start point")
+            for g, c, kind in list(c_terms) + [(g, -c, kind) for g, c, kind in p_terms]:
+                coef[(g + 1, kind)] = coef.get((g + 1, kind), 0.0) + cx * c
+        steps.append((k + (1 if corrs[i] is not None else 0), cx,
+                      [(g, c, kind) for (g, kind), c in sorted(coef.items())]))
+    return steps

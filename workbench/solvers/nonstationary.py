@@ -28,7 +28,8 @@ import torch
 from ..errors import ConfigError, WorkbenchError
 from ..interpolants.base import PREDICTIONS, Interpolant, canonical_prediction
 from ..models.field import Field
-from .base import SOLVERS, Solver, Step, _interpolant_of, register
+from .base import SOLVERS, LinearSolver, Solver, _interpolant_of, register
+from .plan import Plan, PlanBuilder
 
 
 @dataclass
@@ -146,14 +147,6 @@ def _finite(v: object, name: str) -> float:
     return float(v)
 
 
-def _weight_matrix(c: NSCoefficients) -> torch.Tensor:
-    """The lower-triangular ``(n, n)`` float64 matrix of the ``b`` weights (row ``j`` builds ``y_{j+1}``)."""
-    w = torch.zeros((c.n, c.n), dtype=torch.float64)
-    for j, row in enumerate(c.b):
-        w[j, : j + 1] = torch.tensor(row, dtype=torch.float64)
-    return w
-
-
 def euler_coefficients(grid: Sequence[float]) -> NSCoefficients:
     r"""Forward Euler on ``grid`` in non-stationary form: :math:`a = 1`, :math:`b_{j+1,k} = t_{k+1} - t_k`."""
     ts = [float(v) for v in grid]
@@ -163,13 +156,16 @@ def euler_coefficients(grid: Sequence[float]) -> NSCoefficients:
 
 
 @register("nonstationary", "ns", "bns", "bespoke")
-class NonStationary(Solver):
+class NonStationary(LinearSolver):
     r"""Non-stationary solver :math:`y_{j+1} = a_{j+1}x_0 + \sum_{k\le j} b_{j+1,k}K(y_k, \tau_k)`; 1 NFE per step.
 
     Args:
         coefficients: an :class:`NSCoefficients` (or a dict of its fields) from :func:`linearize` or
             :func:`~workbench.solvers.learned.fit_nonstationary`; they fix the NFE, the interval and the times
             (the schedule is then ignored). ``None``: forward Euler on the schedule's grid (order 1).
+
+    Its plan is the coefficients themselves; rows reading many outputs run as one ``addmv`` each (the method's O(n)
+    memory traffic per step).
     """
 
     order, evals_per_step = 1, 1
@@ -177,24 +173,13 @@ class NonStationary(Solver):
     def __init__(self, coefficients: Union[NSCoefficients, Dict[str, Any], None] = None):
         self.coefficients = None if coefficients is None else NSCoefficients.from_dict(coefficients)
         self._params = {"coefficients": None if self.coefficients is None else asdict(self.coefficients)}
-        self._weights = None if self.coefficients is None else _weight_matrix(self.coefficients)
         self._grid = None if self.coefficients is None else self.coefficients.grid()
-        self._rows: Dict[tuple, List[torch.Tensor]] = {}
+        if self.coefficients is not None:
+            self.order = self.coefficients.order
 
     def __repr__(self) -> str:
         c = self.coefficients
         return "NonStationary(euler)" if c is None else f"NonStationary(n={c.n}, kind={c.kind!r}, source={c.source!r})"
-
-    def _weight_rows(self, c: NSCoefficients, device: torch.device, dtype: torch.dtype) -> List[torch.Tensor]:
-        """Row ``j`` of the weight matrix (``j + 1`` numbers) on the state's device/dtype, cached per pair."""
-        if self._weights is None:  # Euler on the run's grid: built per run
-            w = _weight_matrix(c).to(device=device, dtype=dtype)
-            return [w[j, : j + 1] for j in range(c.n)]
-        key = (str(device), dtype)
-        if key not in self._rows:
-            w = self._weights.to(device=device, dtype=dtype)
-            self._rows[key] = [w[j, : j + 1] for j in range(c.n)]
-        return self._rows[key]
 
     def steps_for_nfe(self, nfe: int) -> int:
         steps = super().steps_for_nfe(nfe)
@@ -215,28 +200,25 @@ class NonStationary(Solver):
 
     def iterate(self, field, x, grid, generator=None):
         c = self.coefficients
-        if c is None:
-            c = euler_coefficients(grid.tolist())
-        elif not torch.equal(grid, self._grid) and (len(grid) != c.n + 1
-                                                    or float((grid - self._grid).abs().max()) > 1e-12):
+        if c is not None and not torch.equal(grid, self._grid) and (
+                len(grid) != c.n + 1 or float((grid - self._grid).abs().max()) > 1e-12):
             raise ConfigError("grid", "a non-stationary solver with coefficients runs on their own times "
                                       "(coefficients.grid()); leave grid/schedule unset")
-        kind, taus = c.kind, c.times
-        ts = grid.tolist()
-        # outputs go into one (n, D) buffer, and each new state is a single fused a·x0 + Bᵀb (addmv): one kernel
-        # per step (reading the j outputs so far: the method's O(n) memory traffic per step); the weights are
-        # copied to the device once per run and every view is built before the loop
-        flat = x.reshape(-1)
-        buf = torch.empty((c.n, flat.shape[0]), dtype=x.dtype, device=x.device)
-        vecs = self._weight_rows(c, x.device, x.dtype)
-        slots = list(buf.unbind(0))
-        mats = [buf[: j + 1].t() for j in range(c.n)]
-        y = x
-        for j in range(c.n):
-            pred = field.predict(y, taus[j])
-            slots[j].copy_((pred.value if pred.kind == kind else pred.as_kind(kind)).reshape(-1))
-            y = torch.addmv(flat, mats[j], vecs[j], beta=c.a[j]).view_as(x)
-            yield Step(j, ts[j], ts[j + 1], y, field.nfe, pred, True, c.order)
+        return super().iterate(field, x, self._grid if c is not None else grid, generator)
+
+    def build_plan(self, interpolant, grid):
+        c = self.coefficients if self.coefficients is not None else euler_coefficients(grid)
+        return coefficients_plan(c)
+
+
+def coefficients_plan(c: NSCoefficients) -> Plan:
+    """The plan of non-stationary coefficients: evaluation ``j`` at :math:`\tau_j`, row ``j`` building
+    :math:`y_{j+1} = a_{j+1} y_0 + \sum_k b_{j+1,k} K_k`."""
+    b = PlanBuilder(c.grid().tolist(), c.source)
+    for j in range(c.n):
+        b.evaluate(c.times[j])
+        b.advance([("x", 0, c.a[j])] + [(c.kind, k, v) for k, v in enumerate(c.b[j])], step=j, order=c.order)
+    return b.build()
 
 
 def linearize(solver: Union[str, Solver], field: Union[Field, Interpolant], nfe: int,

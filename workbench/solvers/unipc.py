@@ -13,7 +13,7 @@ with :math:`\rho` solving :math:`R_p(h)\rho = g_p(h)/B(h)` (:math:`R_{ik} = r_k^
 :math:`D_t` is the model evaluated at the *predicted* :math:`\tilde x_t`, which is also the next step's
 evaluation, so the corrector costs no extra NFE; the order rises from p to p + 1. The last state is the
 predictor's (no evaluation follows it). A run applies corrector and next predictor as one linear update
-(:meth:`UniPC.linear_steps`); ``fused = False`` runs them separately (the reference the tests compare with).
+(:meth:`UniPC.recurrence`); tests/solvers/oracles.py applies them separately (the reference the plan is checked with).
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import ConfigError
-from .base import Step, register
-from .log_snr import (LogSNRSolver, LogSNRTable, check_kind, check_order, combine, ddim_coefficients,
-                      model_output, multistep_orders)
+from .base import register
+from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_kind, check_order, ddim_coefficients,
+                      fold_correctors, split_form, split_step, step_points, step_region, variable_step)
 
 Terms = List[Tuple[int, float]]
 
@@ -73,100 +73,83 @@ def unipc_coefficients(tab: LogSNRTable, i: int, order: int, kind: str, variant:
 
 @register("unipc", "uni_pc")
 class UniPC(LogSNRSolver):
-    r"""UniPC-p: UniP-p predictor + UniC-p corrector (order p + 1 with the corrector); 1 NFE/step.
+    r"""UniPC: UniP-p predictor + UniC-p corrector (global order p + 1 with the corrector, p without); 1 NFE/step.
 
     Args:
-        order: predictor order p ∈ {1, 2, 3}.
+        order: the global order (2–4 with the corrector, 1–3 without); default 3 (diffusers' ``solver_order=2``).
+        history: alternatively the predictor's number of points p (diffusers' ``solver_order``); give one of the two.
         corrector: apply UniC (free: it reuses the next step's evaluation).
         variant: ``"bh2"`` (:math:`B(h) = e^h - 1`, the default of the paper for few steps) or ``"bh1"``.
         predict: ``"data"`` (default) or ``"noise"``.
-        lower_order_final: cap the order by the number of steps left (as in the reference code).
+        lower_order_final: cap the predictor's points by the number of steps left (as diffusers does; it lowers the
+            global order by one, so it is off by default).
+
+    On a grid reaching a = 0 or σ = 0 predictor and corrector are the Adams–Bashforth / Adams–Moulton forms of
+    :func:`~.log_snr.variable_step` (p points, resp. p points and the new one).
     """
 
     evals_per_step = 1
 
-    def __init__(self, order: int = 2, corrector: bool = True, variant: str = "bh2", predict: str = "data",
-                 lower_order_final: bool = True):
-        self.p = check_order(order, (1, 2, 3))
+    def __init__(self, order: Optional[int] = None, history: Optional[int] = None, corrector: bool = True,
+                 variant: str = "bh2", predict: str = "data", lower_order_final: bool = False):
         self.corrector = bool(corrector)
-        self.order = self.p + (1 if self.corrector else 0)
+        extra = 1 if self.corrector else 0
+        if order is None and history is None:
+            order = 3 if self.corrector else 2
+        if history is None:
+            self.order = check_order(order, (2, 3, 4) if self.corrector else (1, 2, 3))
+            self.p = self.order - extra
+        else:
+            self.p = check_order(history, (1, 2, 3), "history")
+            if order is not None and order != self.p + extra:
+                raise ConfigError("order", f"order={order!r} and history={history!r} disagree (order = history "
+                                           f"{'+ 1 with' if self.corrector else 'without'} the corrector); give one")
+            self.order = self.p + extra
         if variant not in ("bh1", "bh2"):
             raise ConfigError("variant", f"got {variant!r}; allowed values are: bh1, bh2")
         self.variant = variant
         self.kind = check_kind(predict)
         self.lower_order_final = bool(lower_order_final)
-        self._params = {"order": order, "corrector": corrector, "variant": variant, "predict": predict,
+        self._params = {"order": self.order, "corrector": corrector, "variant": variant, "predict": predict,
                         "lower_order_final": lower_order_final}
 
-    def plan(self, tab):
-        orders = multistep_orders(tab, self.p, self.lower_order_final, "unipc")
+    @property
+    def history(self) -> int:
+        """The predictor's number of points p."""
+        return self.p
+
+    def predictor_corrector(self, tab: LogSNRTable):
+        """Per step: ``(points, c_x, [(lag, c, kind)])`` of UniP and ``(c_x, [(lag, c, kind)])`` of UniC (or None)."""
+        points = step_points(tab, self.p, self.lower_order_final, "unipc")
+        split = split_form(tab)
         preds, corrs = [], []
-        for i, k in enumerate(orders):
+        for i, k in enumerate(points):
+            if split:
+                if tab.a[i] == 0.0 and tab.sigma[i + 1] == 0.0:
+                    cx, terms = split_step(tab, i, 1)
+                    preds.append((1, cx, terms))
+                    corrs.append(None)
+                    continue
+                region = step_region(tab, i)
+                cx, terms = variable_step(tab, i, list(range(k)), region)
+                preds.append((k, cx, terms))
+                corrs.append(variable_step(tab, i, [-1] + list(range(k)), region) if self.corrector else None)
+                continue
             if not (tab.finite(i) and tab.finite(i + 1)):
                 cx, cd = ddim_coefficients(tab, i, i + 1)
-                preds.append((1, cx, [(0, cd)], "data"))
+                preds.append((1, cx, [(0, cd, "x1")]))
                 corrs.append(None)
                 continue
+            kind = KIND_NAMES[self.kind]
             cx, terms, _ = unipc_coefficients(tab, i, k, self.kind, self.variant, False)
-            preds.append((k, cx, terms, self.kind))
-            corrs.append(unipc_coefficients(tab, i, k, self.kind, self.variant, True) if self.corrector else None)
+            preds.append((k, cx, [(g, c, kind) for g, c in terms]))
+            if self.corrector:
+                cxc, cterms, c_new = unipc_coefficients(tab, i, k, self.kind, self.variant, True)
+                corrs.append((cxc, [(-1, c_new, kind)] + [(g, c, kind) for g, c in cterms]))
+            else:
+                corrs.append(None)
         return preds, corrs
 
-    fused = True
-
-    def linear_steps(self, tab, plan):
-        r"""Predictor and the previous step's corrector as one update from the evaluated state :math:`\tilde x_i`.
-
-        Both start from the corrected :math:`x^c_{i-1}` with the same :math:`c_x`, so
-        :math:`x^c_i = \tilde x_i + \sum_g (c^C_g - c^P_g) m_{i-1-g} + c_{new} m_i` and
-        :math:`\tilde x_{i+1} = c_x x^c_i + \sum_g c_g m_{i-g}` is linear in :math:`\tilde x_i` and
-        :math:`m_i, \dots, m_{i-p}`: the corrected state is never formed.
-        """
-        preds, corrs = plan
-        steps = []
-        for i, (k, cx, terms, kind) in enumerate(preds):
-            coef: Dict[Tuple[int, str], float] = {}
-            for g, c in terms:
-                coef[(g, kind)] = coef.get((g, kind), 0.0) + c
-            if i > 0 and corrs[i - 1] is not None:
-                cx_c, c_terms, c_new = corrs[i - 1]
-                _, cx_p, p_terms, p_kind = preds[i - 1]
-                assert cx_c == cx_p and p_kind == self.kind, "corrector and predictor share the start point"
-                for g, c in [(-1, c_new)] + [(g, c) for g, c in c_terms] + [(g, -c) for g, c in p_terms]:
-                    key = (g + 1, self.kind)
-                    coef[key] = coef.get(key, 0.0) + cx * c
-            steps.append((k + (1 if corrs[i] is not None else 0), cx,
-                          [(g, c, kd) for (g, kd), c in sorted(coef.items())]))
-        return steps
-
-    def iterate(self, field, x, grid, generator=None):
-        return self.iterate_fused(field, x, grid) if self.fused else self._iterate_reference(field, x, grid)
-
-    def _iterate_reference(self, field, x, grid):
-        """Predictor and corrector applied separately, outputs converted to D/ε̂ (the fused path's cross-check)."""
-        ts = [float(v) for v in grid.tolist()]
-        tab, (preds, corrs) = self.table_and_plan(field.interpolant, ts)
-        hist: List[Optional[object]] = []
-        x_prev = x
-        for i in range(len(ts) - 1):
-            pred = field.predict(x, ts[i])
-            own = self.kind == "data" or tab.finite(i)
-            m = model_output(pred, self.kind, x, tab.a[i], tab.sigma[i]) if own else None
-            if i > 0 and corrs[i - 1] is not None:
-                cx, terms, c_new = corrs[i - 1]
-                x = combine(x_prev, cx, [(c, hist[-1 - g]) for g, c in terms] + [(c_new, m)])
-            hist.append(m)
-            if len(hist) > 4:
-                del hist[0]
-            x_prev = x
-            order, cx, terms, kind = preds[i]
-            if kind != self.kind or m is None:
-                m0 = model_output(pred, kind, pred.x, tab.a[i], tab.sigma[i])  # at the evaluated state
-                ms = [(c, m0) for _, c in terms]
-            else:
-                ms = [(c, hist[-1 - g]) for g, c in terms]
-            x = combine(x, cx, ms)
-            yield Step(i, ts[i], ts[i + 1], x, field.nfe, pred, True, order + (1 if corrs[i] is not None else 0))
-
-    def step(self, field, x, t, t_next, index, state, generator):  # pragma: no cover - iterate is overridden
-        raise NotImplementedError
+    def recurrence(self, tab):
+        preds, corrs = self.predictor_corrector(tab)
+        return fold_correctors(preds, corrs)
