@@ -14,24 +14,12 @@ from workbench.problems import PROBLEMS
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module")
-def rows():
-    return {r.solver: r for r in convergence_table(n_samples=128)}
-
-
-@pytest.mark.parametrize("name,expected", [("euler", 1), ("heun", 2), ("midpoint", 2), ("rk4", 4), ("rk4_38", 4)])
-def test_convergence_order_on_exact_gmm_flow(rows, name, expected):
-    r = rows[name]
-    assert abs(r.order - expected) <= 0.3, (name, r.order, r.errors)
-    assert r.errors[-1] < r.errors[0]
-
-
-def test_orders_on_other_interpolants():
-    for interp, names in (("vp", ["heun"]), ("trig", ["heun", "rk4"])):
-        rows = convergence_table(names, interpolant=interp, n_samples=64,
-                                 steps={"heun": (32, 64, 128), "rk4": (32, 64, 128)})
-        for r in rows:
-            assert abs(r.order - r.expected) <= 0.35, (interp, r.solver, r.order, r.errors)
+def test_orders_on_trig_interpolant():
+    """trig reaches a = 0 and σ = 0 like linear (the registry-wide check is tests/solvers/test_orders.py)."""
+    rows = convergence_table(["heun", "rk4", "unipc", "dpm_solver_3"], paths=[("trig", 0.0, 1.0, "uniform")],
+                             n_samples=32)
+    for r in rows:
+        assert abs(r.order - r.expected) <= 0.2, (r.solver, r.order, r.errors)
 
 
 def test_fitted_order_detects_a_wrong_order():

@@ -1,4 +1,4 @@
-"""Empirical convergence orders of the log-SNR samplers on the exact GMM flow, plus their contracts.
+"""Contracts of the log-SNR samplers on the exact GMM flow (their orders: tests/solvers/test_orders.py).
 
 Interval: VP on [0, 0.99] (finite λ at both ends, as in the papers' t ∈ [ε, T]); grid uniform in λ; errors are
 mean L2 distances to the exact PF-ODE map (Dormand–Prince 1e-10, float64). Slopes are least-squares fits of
@@ -39,35 +39,11 @@ def _slope(solver, setup):
     return -sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
 
 
-CASES = [
-    ("dpmpp", dict(order=1, lower_order_final=False), 1),
-    ("dpmpp_2m", dict(lower_order_final=False), 2),
-    ("dpmpp_3m", dict(lower_order_final=False), 3),
-    ("dpmpp", dict(order=3, predict="noise", lower_order_final=False), 3),
-    ("dpm_solver_2", {}, 2),
-    ("dpm_solver_3", dict(predict="noise"), 3),
-    ("unipc", dict(order=1, lower_order_final=False), 2),
-    ("unipc", dict(order=2, lower_order_final=False), 3),
-    ("unipc", dict(order=3, lower_order_final=False), 4),
-    ("unipc", dict(order=2, corrector=False, lower_order_final=False), 2),
-    ("deis", dict(order=1, lower_order_final=False), 2),
-    ("deis", dict(order=2, lower_order_final=False), 3),
-    ("deis", dict(order=3, lower_order_final=False), 4),
-]
-
-
-@pytest.mark.parametrize("name,params,expected", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
-def test_convergence_order(setup, name, params, expected):
-    solver = solvers.get(name, **params)
-    assert solver.order == expected
-    slope = _slope(solver, setup)
-    assert abs(slope - expected) < 0.4, f"{name} {params}: slope {slope:.2f}, expected {expected}"
-
-
 def test_published_3m_form_is_second_order(setup):
     """The dpm-solver/diffusers 3M finite-difference form halves the D2 weight: we measure ~2, not 3."""
     slope = _slope(solvers.get("dpmpp_3m", lower_order_final=False, third_order="diffusers"), setup)
     assert slope < 2.6
+    assert _slope(solvers.get("dpmpp_3m", lower_order_final=False), setup) > 2.8  # while the exact form is 3
 
 
 @pytest.mark.parametrize("name", ["dpmpp_2m", "dpmpp_3m", "unipc", "deis", "dpm_solver_2", "dpm_solver_3", "pc"])

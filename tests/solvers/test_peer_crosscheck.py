@@ -43,12 +43,12 @@ def test_matches_diffusers(which, steps):
     if which == "dpmpp_2m":
         sch = diffusers.DPMSolverMultistepScheduler(num_train_timesteps=1000, beta_schedule="linear",
                                                     solver_order=2, algorithm_type="dpmsolver++")
-        ours = solvers.get("dpmpp_2m")
+        ours = solvers.get("dpmpp_2m", variable="log_snr")
     else:
         p = 3 if which == "unipc3" else 2
         sch = diffusers.UniPCMultistepScheduler(num_train_timesteps=1000, beta_schedule="linear", solver_order=p,
                                                 predict_x0=True, solver_type="bh2")
-        ours = solvers.get("unipc", order=p)
+        ours = solvers.get("unipc", history=p, lower_order_final=True, variable="log_snr")
     I, grid = _vp_setup(sch, steps)
     x0 = prob.sample_start(I, float(grid[0]), 256, torch.Generator().manual_seed(0))
     theirs = _run_diffusers(sch, prob.gmm, I, grid, x0.clone())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .base import register
 from .dpm_solver import _Multistep, lagrange_step
-from .log_snr import check_kind, check_order, ddim_coefficients
+from .log_snr import check_kind, check_order, check_variable, ddim_coefficients
 
 
 @register("deis", "deis_ab")
@@ -27,15 +27,18 @@ class DEIS(_Multistep):
         order: the global order, i.e. the number of outputs extrapolated (1 is DDIM).
         predict: ``"noise"`` (DEIS) or ``"data"`` (the same integrator on D).
         lower_order_final: with fewer than 15 steps lower the order of the last two steps (as DPM-Solver++).
+        variable: ``"auto"`` or ``"log_snr"``, as for :class:`~.dpm_solver.DPMSolverPP`.
     """
 
     evals_per_step = 1
 
-    def __init__(self, order: int = 3, predict: str = "noise", lower_order_final: bool = True):
+    def __init__(self, order: int = 3, predict: str = "noise", lower_order_final: bool = True, variable: str = "auto"):
+        self.variable = check_variable(variable)
         self.order = check_order(order, (1, 2, 3, 4))
         self.kind = check_kind(predict)
         self.lower_order_final = bool(lower_order_final)
-        self._params = {"order": order, "predict": predict, "lower_order_final": lower_order_final}
+        self._params = {"order": order, "predict": predict, "lower_order_final": lower_order_final,
+                        "variable": variable}
 
     def coefficients(self, tab, orders):
         plans = []

@@ -28,7 +28,7 @@ import torch
 
 from .base import register
 from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_kind, check_order, ddim_coefficients,
-                      exp_integrator_weights, fold_correctors, region_variable, split_form, split_step, step_points,
+                      check_variable, exp_integrator_weights, fold_correctors, region_variable, split_form, split_step, step_points,
                       step_region, variable_step)
 from .plan import PlanBuilder
 
@@ -104,8 +104,8 @@ class _Multistep(LogSNRSolver):
         raise NotImplementedError
 
     def recurrence(self, tab):
-        points = step_points(tab, self.order, self.lower_order_final, "dpm")
-        if split_form(tab):
+        points = step_points(tab, self.order, self.lower_order_final, "dpm", self.split(tab))
+        if self.split(tab):
             # Adams steps in u/ρ; while the history is short (k < order points) a free Adams–Moulton corrector through
             # the next evaluation lifts the warm-up step to local order k + 2, which the start out of a = 0 needs
             preds, corrs = [], []
@@ -129,14 +129,16 @@ class DPMSolverPP(_Multistep):
         lower_order_final: with fewer than 15 steps use order 1 on the last and ≤ 2 on the second-to-last step
             (as the paper and diffusers do; it costs no asymptotic order).
         third_order: ``"lagrange"`` (exact quadratic integral) or ``"diffusers"`` (the published form).
-
-    On a grid reaching a = 0 or σ = 0 the steps are the Adams form of :func:`~.log_snr.variable_step`.
+        variable: ``"auto"``: on a grid reaching a = 0 or σ = 0 the steps are the Adams form of
+            :func:`~.log_snr.variable_step` (keeps the order; ``predict`` then does not matter), with a free corrector on
+            the warm-up steps; ``"log_snr"``: λ-polynomials everywhere (diffusers' loop).
     """
 
     evals_per_step = 1
 
     def __init__(self, order: int = 2, predict: str = "data", lower_order_final: bool = True,
-                 third_order: str = "lagrange"):
+                 third_order: str = "lagrange", variable: str = "auto"):
+        self.variable = check_variable(variable)
         self.order = check_order(order, (1, 2, 3))
         self.kind = check_kind(predict)
         self.lower_order_final = bool(lower_order_final)
@@ -146,7 +148,7 @@ class DPMSolverPP(_Multistep):
             raise ConfigError("third_order", f"got {third_order!r}; allowed values are: lagrange, diffusers")
         self.third_order = third_order
         self._params = {"order": order, "predict": predict, "lower_order_final": lower_order_final,
-                        "third_order": third_order}
+                        "third_order": third_order, "variable": variable}
 
     def coefficients(self, tab, orders):
         return dpm_multistep_plan(tab, orders, self.kind, self.third_order)
@@ -156,18 +158,20 @@ class DPMSolverPP(_Multistep):
 class DPMSolverPP2M(DPMSolverPP):
     """DPM-Solver++(2M): :class:`DPMSolverPP` with ``order=2``."""
 
-    def __init__(self, predict: str = "data", lower_order_final: bool = True):
-        super().__init__(2, predict, lower_order_final)
-        self._params = {"predict": predict, "lower_order_final": lower_order_final}
+    def __init__(self, predict: str = "data", lower_order_final: bool = True, variable: str = "auto"):
+        super().__init__(2, predict, lower_order_final, variable=variable)
+        self._params = {"predict": predict, "lower_order_final": lower_order_final, "variable": variable}
 
 
 @register("dpmpp_3m", "dpm++3m", "dpmpp3m")
 class DPMSolverPP3M(DPMSolverPP):
     """DPM-Solver++(3M): :class:`DPMSolverPP` with ``order=3``."""
 
-    def __init__(self, predict: str = "data", lower_order_final: bool = True, third_order: str = "lagrange"):
-        super().__init__(3, predict, lower_order_final, third_order)
-        self._params = {"predict": predict, "lower_order_final": lower_order_final, "third_order": third_order}
+    def __init__(self, predict: str = "data", lower_order_final: bool = True, third_order: str = "lagrange",
+                 variable: str = "auto"):
+        super().__init__(3, predict, lower_order_final, third_order, variable)
+        self._params = {"predict": predict, "lower_order_final": lower_order_final, "third_order": third_order,
+                        "variable": variable}
 
 
 @register("dpm_solver_singlestep", "dpm_singlestep")
@@ -190,28 +194,34 @@ class DPMSolverSinglestep(LogSNRSolver):
         predict: ``"data"`` (DPM-Solver++(kS)) or ``"noise"`` (DPM-Solver-k).
     """
 
-    def __init__(self, order: int = 2, predict: str = "data"):
+    def __init__(self, order: int = 2, predict: str = "data", variable: str = "auto"):
         self.order = check_order(order, (1, 2, 3))
         self.evals_per_step = self.order
         self.kind = check_kind(predict)
-        self._params = {"order": order, "predict": predict}
+        self.variable = check_variable(variable)
+        self._params = {"order": order, "predict": predict, "variable": variable}
 
     def build_plan(self, interpolant, grid):
         I, k, ts = interpolant, self.order, list(grid)
         tab = LogSNRTable.build(I, ts)
         b = PlanBuilder(ts, repr(self))
         kind = KIND_NAMES[self.kind]
-        if split_form(tab):
+        if self.split(tab):
             for i in range(len(ts) - 1):
                 self._split_step(b, I, tab, i)
             return b.build()
         rs = {1: [], 2: [0.5], 3: [1.0 / 3.0, 2.0 / 3.0]}[k]
-        lam = torch.tensor([tab.lam[i] + r * (tab.lam[i + 1] - tab.lam[i]) for i in range(len(ts) - 1) for r in rs],
+        inner = [i for i in range(len(ts) - 1) if tab.finite(i) and tab.finite(i + 1)]
+        lam = torch.tensor([tab.lam[i] + r * (tab.lam[i + 1] - tab.lam[i]) for i in inner for r in rs],
                            dtype=torch.float64)
-        t_all = I.t_from_log_snr(lam, ts[0], ts[-1]).tolist() if rs else []
+        t_all = I.t_from_log_snr(lam, ts[0], ts[-1]).tolist() if rs and inner else []
+        stage_t = {i: t_all[j * (k - 1):(j + 1) * (k - 1)] for j, i in enumerate(inner)}
         for i in range(len(ts) - 1):
+            if i not in stage_t:  # a step touching λ = ±∞ in the λ form: k first-order sub-steps
+                self._ddim_substeps(b, I, tab, i)
+                continue
             # the exact λ of the stage points from their times (consistent with the model's time)
-            sub = LogSNRTable.build(I, [ts[i], *t_all[i * (k - 1):(i + 1) * (k - 1)], ts[i + 1]])
+            sub = LogSNRTable.build(I, [ts[i], *stage_t[i], ts[i + 1]])
             start, outs = b.current, []
             for s in range(k):  # evaluate at stage point s, then form point s + 1 (or x_t)
                 outs.append(b.evaluate(sub.t[s]))
@@ -226,14 +236,8 @@ class DPMSolverSinglestep(LogSNRSolver):
         stage strictly inside the step) on :math:`dz/du = D` with :math:`z = x/\sigma` (data region) or
         :math:`dy/d\rho = \hat\varepsilon` with :math:`y = x/a` (noise region), see :func:`~.log_snr.variable_step`."""
         k, start = self.order, b.current
-        if tab.a[i] == 0.0 and tab.sigma[i + 1] == 0.0:  # one step across: k DDIM sub-steps uniform in t
-            sub_t = torch.linspace(tab.t[i], tab.t[i + 1], k + 1, dtype=torch.float64).tolist()
-            sub_t[0], sub_t[-1] = tab.t[i], tab.t[i + 1]
-            sub = LogSNRTable.build(I, sub_t)
-            for s in range(k):
-                e = b.evaluate(sub.t[s])
-                cx, cd = ddim_coefficients(sub, s, s + 1)
-                b.advance([("x", e, cx), ("x1", e, cd)], step=i if s == k - 1 else -1, order=1)
+        if tab.a[i] == 0.0 and tab.sigma[i + 1] == 0.0:  # one step across
+            self._ddim_substeps(b, I, tab, i)
             return
         c, A, w = _STAGE_TABLEAUX[k]
         region = step_region(tab, i)
@@ -257,6 +261,17 @@ class DPMSolverSinglestep(LogSNRSolver):
             b.advance([("x", start, ss / s0)] + [(kind, o, ss * dv * wm) for o, wm in zip(outs, weights)],
                       step=i if last else -1, order=k)
 
+    def _ddim_substeps(self, b: PlanBuilder, I, tab: LogSNRTable, i: int) -> None:
+        """Step ``i`` as ``k`` first-order DDIM sub-steps uniform in t (order 1)."""
+        k = self.order
+        sub_t = torch.linspace(tab.t[i], tab.t[i + 1], k + 1, dtype=torch.float64).tolist()
+        sub_t[0], sub_t[-1] = tab.t[i], tab.t[i + 1]
+        sub = LogSNRTable.build(I, sub_t)
+        for s in range(k):
+            e = b.evaluate(sub.t[s])
+            cx, cd = ddim_coefficients(sub, s, s + 1)
+            b.advance([("x", e, cx), ("x1", e, cd)], step=i if s == k - 1 else -1, order=1)
+
     def _ei(self, sub: LogSNRTable, target: int, nodes: List[int]) -> Tuple[float, List[Tuple[int, float]]]:
         """EI step from point 0 of ``sub`` to ``target`` with the linear interpolant through points ``nodes``."""
         h = sub.lam[target] - sub.lam[0]
@@ -279,15 +294,15 @@ _STAGE_TABLEAUX = {
 class DPMSolver2(DPMSolverSinglestep):
     """Single-step DPM-Solver-2 (2 NFE/step)."""
 
-    def __init__(self, predict: str = "data"):
-        super().__init__(2, predict)
-        self._params = {"predict": predict}
+    def __init__(self, predict: str = "data", variable: str = "auto"):
+        super().__init__(2, predict, variable)
+        self._params = {"predict": predict, "variable": variable}
 
 
 @register("dpm_solver_3", "dpm3", "dpmpp_3s")
 class DPMSolver3(DPMSolverSinglestep):
     """Single-step DPM-Solver-3 (3 NFE/step)."""
 
-    def __init__(self, predict: str = "data"):
-        super().__init__(3, predict)
-        self._params = {"predict": predict}
+    def __init__(self, predict: str = "data", variable: str = "auto"):
+        super().__init__(3, predict, variable)
+        self._params = {"predict": predict, "variable": variable}

@@ -35,9 +35,9 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..models.field import Field
-from .base import Step, register
+from .base import Solver, Step, register
 from .dpm_solver import DPMSolverPP
-from .log_snr import LogSNRSolver, LogSNRTable, check_order, combine, ddim_coefficients, model_output, multistep_orders
+from .log_snr import LogSNRTable, check_order, combine, ddim_coefficients, model_output, multistep_orders
 
 _QX, _QW = np.polynomial.legendre.leggauss(24)
 _QX, _QW = 0.5 * (_QX + 1.0), 0.5 * _QW
@@ -188,7 +188,7 @@ def compute_ems(field: Field, x: torch.Tensor, t_start: float, t_end: float, n_l
 
 
 @register("dpm_solver_v3", "dpmv3", "dpm_v3")
-class DPMSolverV3(LogSNRSolver):
+class DPMSolverV3(Solver):
     """DPM-Solver-v3 multistep predictor with EMS; 1 NFE/step. Attach statistics with :meth:`fit` or ``ems=``.
 
     Args:
@@ -198,6 +198,7 @@ class DPMSolverV3(LogSNRSolver):
     """
 
     evals_per_step = 1
+    needs_gaussian = True
 
     def __init__(self, order: int = 3, lower_order_final: bool = True, ems: Optional[EMS] = None):
         self.order = check_order(order, (1, 2, 3))

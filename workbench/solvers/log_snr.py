@@ -250,6 +250,19 @@ def recurrence_plan(tab: LogSNRTable, steps: Sequence[LinearStep], label: str) -
 KIND_NAMES = {"data": "x1", "noise": "noise"}
 
 
+#: How a log-SNR sampler treats grids reaching a = 0 or σ = 0: ``"auto"`` switches to the u/ρ forms there
+#: (:func:`variable_step`; nominal order), ``"log_snr"`` keeps the published λ-polynomials with first-order steps at
+#: the infinite ends (as diffusers does; order capped at 2 on such grids).
+VARIABLES = ("auto", "log_snr")
+
+
+def check_variable(variable: str) -> str:
+    """Validate the ``variable`` parameter of the log-SNR samplers."""
+    if variable not in VARIABLES:
+        raise ConfigError("variable", f"got {variable!r}; allowed values are: {', '.join(VARIABLES)}")
+    return variable
+
+
 class LogSNRSolver(LinearSolver):
     """Base of the log-SNR samplers: a plan built from the grid's :class:`LogSNRTable`.
 
@@ -257,6 +270,11 @@ class LogSNRSolver(LinearSolver):
     """
 
     needs_gaussian = True
+    variable = "auto"
+
+    def split(self, tab: LogSNRTable) -> bool:
+        """True when this run uses the u/ρ forms (``variable="auto"`` on a grid reaching λ = ±∞)."""
+        return self.variable == "auto" and split_form(tab)
 
     def recurrence(self, tab: LogSNRTable) -> List[LinearStep]:
         """The per-step linear update (override in multistep samplers)."""
@@ -296,14 +314,15 @@ def multistep_orders(tab: LogSNRTable, order: int, lower_order_final: bool, fina
     return orders
 
 
-def step_points(tab: LogSNRTable, points: int, lower_order_final: bool, final_policy: str = "dpm") -> List[int]:
+def step_points(tab: LogSNRTable, points: int, lower_order_final: bool, final_policy: str = "dpm",
+                split: Optional[bool] = None) -> List[int]:
     """Points of history used at each step of a multistep method (its order without a corrector).
 
     On grids with finite λ at both ends this is :func:`multistep_orders`. On grids reaching λ = ±∞
     (:func:`split_form`) each step takes up to ``points`` consecutive points whose variable (:func:`step_region`) is
     finite, and the same ``lower_order_final`` policies apply.
     """
-    if not split_form(tab):
+    if not (split_form(tab) if split is None else split):
         return multistep_orders(tab, points, lower_order_final, final_policy)
     n = len(tab.t) - 1
     out = []

@@ -53,6 +53,13 @@ class EulerMaruyama(FixedStepSolver):
         self.eps = check_eps(eps)
         self._params = {"eps": self.eps}
 
+    def iterate(self, field, x, grid, generator=None):
+        if not callable(self.eps) and self.eps == 0.0:  # ε = 0 is the probability-flow ODE: Euler's own plan, bit for bit
+            from .runge_kutta import Euler
+
+            return Euler().iterate(field, x, grid, generator)
+        return super().iterate(field, x, grid, generator)
+
     def step(self, field, x, t, t_next, index, state, generator):
         h = t_next - t
         pred = field.predict(x, t)

@@ -24,8 +24,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import register
-from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_kind, check_order, ddim_coefficients,
-                      fold_correctors, split_form, split_step, step_points, step_region, variable_step)
+from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_kind, check_order, check_variable,
+                      ddim_coefficients, fold_correctors, split_step, step_points, step_region, variable_step)
 
 Terms = List[Tuple[int, float]]
 
@@ -83,6 +83,7 @@ class UniPC(LogSNRSolver):
         predict: ``"data"`` (default) or ``"noise"``.
         lower_order_final: cap the predictor's points by the number of steps left (as diffusers does; it lowers the
             global order by one, so it is off by default).
+        variable: ``"auto"`` or ``"log_snr"``, as for :class:`~.dpm_solver.DPMSolverPP`.
 
     On a grid reaching a = 0 or σ = 0 predictor and corrector are the Adams–Bashforth / Adams–Moulton forms of
     :func:`~.log_snr.variable_step` (p points, resp. p points and the new one).
@@ -91,7 +92,8 @@ class UniPC(LogSNRSolver):
     evals_per_step = 1
 
     def __init__(self, order: Optional[int] = None, history: Optional[int] = None, corrector: bool = True,
-                 variant: str = "bh2", predict: str = "data", lower_order_final: bool = False):
+                 variant: str = "bh2", predict: str = "data", lower_order_final: bool = False, variable: str = "auto"):
+        self.variable = check_variable(variable)
         self.corrector = bool(corrector)
         extra = 1 if self.corrector else 0
         if order is None and history is None:
@@ -111,7 +113,7 @@ class UniPC(LogSNRSolver):
         self.kind = check_kind(predict)
         self.lower_order_final = bool(lower_order_final)
         self._params = {"order": self.order, "corrector": corrector, "variant": variant, "predict": predict,
-                        "lower_order_final": lower_order_final}
+                        "lower_order_final": lower_order_final, "variable": variable}
 
     @property
     def history(self) -> int:
@@ -120,8 +122,8 @@ class UniPC(LogSNRSolver):
 
     def predictor_corrector(self, tab: LogSNRTable):
         """Per step: ``(points, c_x, [(lag, c, kind)])`` of UniP and ``(c_x, [(lag, c, kind)])`` of UniC (or None)."""
-        points = step_points(tab, self.p, self.lower_order_final, "unipc")
-        split = split_form(tab)
+        split = self.split(tab)
+        points = step_points(tab, self.p, self.lower_order_final, "unipc", split)
         preds, corrs = [], []
         for i, k in enumerate(points):
             if split:
