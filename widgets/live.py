@@ -159,9 +159,7 @@ def reference_future(cfg: Dict[str, Any], start: torch.Tensor) -> Future:
 
     def compute():
         problem, interp = _problem_and_interpolant(cfg)
-        if hasattr(problem, "reference_tol"):
-            problem.reference_tol = REFERENCE_TOL  # this instance only
-        return problem.reference(interp, x, cfg["t_start"], cfg["t_end"])
+        return problem.reference(interp, x, cfg["t_start"], cfg["t_end"], tol=REFERENCE_TOL)
 
     return _shared(_key("reference", cfg["data"], cfg["data_params"], cfg["interpolant"], cfg["interpolant_params"],
                         cfg["seed"], cfg["n_samples"], cfg["t_start"], cfg["t_end"], REFERENCE_PARTICLES), compute)

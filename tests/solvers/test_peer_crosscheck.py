@@ -19,6 +19,9 @@ def _vp_setup(scheduler, steps):
     scheduler.set_timesteps(steps)
     sig = scheduler.sigmas.to(torch.float64)
     lam = -torch.log(sig[:-1])
+    # diffusers' timestep 999 (λ = −5.0588) lies below the continuous vp's range (λ(0) = −5.0250): start at t = 0
+    # explicitly (t_from_log_snr raises out of range instead of clamping)
+    lam = lam.clamp(min=I.log_snr_range()[0])
     t = I.t_from_log_snr(lam)
     grid = torch.cat([t, torch.ones(1, dtype=torch.float64)])
     assert float(sig[-1]) == 0.0

@@ -70,9 +70,8 @@ class VorticityProblem(Problem):
             raise ConfigError("sim_grid", f"must be >= grid={grid}, got {sim_grid!r}")
         self.sim_grid, self.warmup = int(sim_grid), float(warmup)
         self.grid, self.iterations, self.seed, self.cache_dir = int(grid), int(iterations), int(seed), cache_dir
-        self.fno = dict(width=int(width), modes=int(modes), layers=int(layers))
-        self._params = {"grid": grid, "iterations": iterations, "width": width, "modes": modes, "layers": layers,
-                        "seed": seed, "sim_grid": sim_grid, "warmup": warmup}
+        self.width, self.modes, self.layers = int(width), int(modes), int(layers)
+        self.fno = dict(width=self.width, modes=self.modes, layers=self.layers)
         self._snapshots: Optional[torch.Tensor] = None
 
     @property
@@ -88,7 +87,8 @@ class VorticityProblem(Problem):
 
     def generator(self) -> VorticityGenerator:
         """The trained generator (trained, loaded from the cache, or reused from memory)."""
-        key = hashlib.sha1(json.dumps(self._params, sort_keys=True).encode()).hexdigest()[:12]
+        spec = {k: v for k, v in self.params().items() if k != "cache_dir"}  # where the cache lives is not its key
+        key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
         if key in _MODELS:
             return _MODELS[key]
         gen = VorticityGenerator(**self.fno)

@@ -26,13 +26,15 @@ finite even where :math:`\dot\gamma` is not) keeps the velocity finite on all of
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
+import threading
+import weakref
+from abc import abstractmethod
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Dict, Optional, Tuple, Union
 
 import torch
 
+from ..config import Config
 from ..errors import ConfigError
 from ..utils import expand_like
 
@@ -77,9 +79,13 @@ class Coefficients:
     sigma_dsigma: TimeLike
 
 
-class Interpolant(ABC):
+class Interpolant(Config):
     r"""Base class: subclasses give :math:`\alpha, \beta, \dot\alpha, \dot\beta` (and optionally
     :math:`\gamma, \gamma\dot\gamma`) as functions of a float64 tensor ``t``.
+
+    An interpolant is an immutable value (:class:`~workbench.config.Config`): its parameters are its constructor's
+    arguments, equal parameters mean an equal (and equally hashed) interpolant, and ``replace(...)`` makes a new one.
+    Python-float coefficients are cached per *value* (shared by equal interpolants, holding no reference to them).
 
     Attributes:
         gaussian_base: True when :math:`x_0 \sim N(0, I)`; False for the mirror interpolant (base = data).
@@ -119,13 +125,8 @@ class Interpolant(ABC):
         """:math:`\\gamma\\dot\\gamma` in closed form."""
         return self.gamma(t) * self.d_gamma(t)
 
-    def params(self) -> Dict[str, object]:
-        """The constructor parameters of this instance (for configs and display)."""
-        return dict(getattr(self, "_params", {}))
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
-        return f"{type(self).__name__}({args})"
+    def _after_freeze(self) -> None:
+        self._float_cache = _float_cache_for(self.config_key())
 
     # ---- derived quantities -----------------------------------------------------------------
     def coefficients(self, t: TimeLike) -> Coefficients:
@@ -135,7 +136,10 @@ class Interpolant(ABC):
         coefficients are exact to float64 even for float32 states.
         """
         if not isinstance(t, torch.Tensor):
-            return self._coefficients_at(float(t))
+            if type(t) is not float:
+                t = float(t)
+            c = self._float_cache.get(t)
+            return c if c is not None else self._coefficients_at(t)
         tt = t.to(torch.float64)
         c = self._tensor_coefficients(tt)
         if t.dtype != torch.float64 and t.is_floating_point():
@@ -155,7 +159,17 @@ class Interpolant(ABC):
         return Coefficients(al, be, ga, dal, dbe, gdg, signal, d_signal, sigma, sds)
 
     def _coefficients_at(self, t: float) -> Coefficients:
-        return _cached_coefficients(self, t)
+        """Python-float coefficients at the scalar ``t`` (cached per value of the interpolant)."""
+        cache = self._float_cache
+        c = cache.get(t)
+        if c is None:
+            t = float(t)
+            c = self._tensor_coefficients(torch.tensor(t, dtype=torch.float64))
+            c = Coefficients(*(float(v) for v in c.__dict__.values()))
+            if len(cache) >= _FLOAT_CACHE_SIZE:
+                cache.clear()  # bounded; a concurrent reader just recomputes
+            cache[t] = c
+        return c
 
     def log_snr(self, t: TimeLike) -> TimeLike:
         r""":math:`\lambda(t) = \log(a(t)/\sigma(t))`, increasing from the base to the data end."""
@@ -164,14 +178,45 @@ class Interpolant(ABC):
             return torch.log(c.signal) - torch.log(c.sigma)
         return _safe_log(c.signal) - _safe_log(c.sigma)
 
+    def log_snr_range(self, lo: float = 0.0, hi: float = 1.0) -> Tuple[float, float]:
+        r""":math:`(\lambda(lo), \lambda(hi))`, the log-SNR values the interpolant takes on ``[lo, hi]``
+        (``±inf`` where the signal or the noise vanishes)."""
+        return float(self.log_snr(float(lo))), float(self.log_snr(float(hi)))
+
     def t_from_log_snr(self, lam: torch.Tensor, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
         r"""Invert :math:`\lambda(t)` on ``[lo, hi]``: closed form where the family has one
-        (:meth:`_t_from_log_snr_closed`), else bisection in float64 (60 halvings ≈ 1e-18)."""
-        lam = lam.to(torch.float64)
+        (:meth:`_t_from_log_snr_closed`), else bisection in float64 (60 halvings ≈ 1e-18).
+
+        Raises:
+            ConfigError: some ``lam`` lies outside :math:`[\lambda(lo), \lambda(hi)]` (beyond round-off); the
+                message names the value and the range. Nothing is clamped silently.
+        """
+        lam = torch.as_tensor(lam, dtype=torch.float64)
+        self._check_log_snr_range(lam, lo, hi)
         closed = self._t_from_log_snr_closed(lam)
         if closed is not None:
             return closed.clamp(lo, hi)
         return self._t_from_log_snr_bisect(lam, lo, hi)
+
+    def _check_log_snr_range(self, lam: torch.Tensor, lo: float, hi: float) -> None:
+        if lam.numel() == 0:
+            return
+        l_lo, l_hi = self.log_snr_range(lo, hi)
+        if bool(torch.isnan(lam).any()):
+            raise ConfigError("log_snr", f"got NaN; the {self.name!r} interpolant's log-SNR range on t ∈ [{lo:g}, {hi:g}] "
+                                         f"is [{l_lo!r}, {l_hi!r}]")
+        tol = 1e-9
+        vmin, vmax = float(lam.min()), float(lam.max())
+        for v in (vmin, vmax):
+            below = v < l_lo - tol * (1.0 + abs(l_lo)) if math.isfinite(l_lo) else False
+            above = v > l_hi + tol * (1.0 + abs(l_hi)) if math.isfinite(l_hi) else False
+            if below or above:
+                raise ConfigError(
+                    "log_snr",
+                    f"{v!r} is outside the log-SNR range [{l_lo!r}, {l_hi!r}] of {self!r} on t ∈ [{lo:g}, {hi:g}]; "
+                    "use an interpolant whose range covers it (e.g. one built from the model's own noise schedule) "
+                    "or a start time inside the range",
+                )
 
     def _t_from_log_snr_closed(self, lam: torch.Tensor) -> Optional[torch.Tensor]:
         """Closed-form inverse of the log-SNR (None: use bisection)."""
@@ -349,10 +394,32 @@ def _safe_log(v: float) -> float:
     return math.log(v) if v > 0 else -math.inf
 
 
-@lru_cache(maxsize=65536)
-def _cached_coefficients(interp: Interpolant, t: float) -> Coefficients:
-    c = interp._tensor_coefficients(torch.tensor(t, dtype=torch.float64))
-    return Coefficients(*(float(v) for v in c.__dict__.values()))
+_FLOAT_CACHE_SIZE = 65536
+
+
+class _FloatCache(dict):
+    """t → python-float :class:`Coefficients` for one interpolant *value* (weak-referenceable dict)."""
+
+    __slots__ = ("__weakref__",)
+
+
+#: one float cache per interpolant value, alive while some equal interpolant is; keyed on the value
+#: ``(type, params)``, so it holds no reference to any interpolant and equal interpolants share it.
+_FLOAT_CACHES: "weakref.WeakValueDictionary[tuple, _FloatCache]" = weakref.WeakValueDictionary()
+_FLOAT_CACHES_LOCK = threading.Lock()
+
+
+def _float_cache_for(key: tuple) -> _FloatCache:
+    try:
+        hash(key)
+    except TypeError:  # a parameter without value semantics: a private cache for this instance
+        return _FloatCache()
+    with _FLOAT_CACHES_LOCK:
+        cache = _FLOAT_CACHES.get(key)
+        if cache is None:
+            cache = _FloatCache()
+            _FLOAT_CACHES[key] = cache
+        return cache
 
 
 def check_positive(field: str, value: float, strict: bool = True) -> float:

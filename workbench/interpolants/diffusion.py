@@ -24,7 +24,6 @@ class _LinearBeta(Interpolant):
         self.beta_max = check_positive("beta_max", beta_max)
         if self.beta_max < self.beta_min:
             raise ConfigError("beta_max", f"must be >= beta_min ({beta_min}), got {beta_max}")
-        self._params = {"beta_min": self.beta_min, "beta_max": self.beta_max}
 
     def _B(self, t: torch.Tensor) -> torch.Tensor:
         s = 1.0 - t
@@ -96,7 +95,6 @@ class VE(Interpolant):
         self.sigma_max = check_positive("sigma_max", sigma_max)
         if self.sigma_max <= self.sigma_min:
             raise ConfigError("sigma_max", f"must be > sigma_min ({sigma_min}), got {sigma_max}")
-        self._params = {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
 
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
         return self.sigma_min * (self.sigma_max / self.sigma_min) ** (1.0 - t)

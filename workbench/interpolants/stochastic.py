@@ -32,7 +32,6 @@ class SchrodingerBridge(_SqrtGamma, Interpolant):
 
     def __init__(self, a: float = 1.0):
         self.a = check_positive("a", a)
-        self._params = {"a": self.a}
 
     def alpha(self, t):
         return 1.0 - t
@@ -62,7 +61,6 @@ class OneSided(Interpolant):
         if path not in _PATHS:
             raise ConfigError("path", f"got {path!r}; allowed values are: {', '.join(_PATHS)}")
         self.path = path
-        self._params = {"path": path}
 
     def alpha(self, t):
         return 1.0 - t if self.path == "linear" else torch.cos(0.5 * math.pi * t)
@@ -94,7 +92,6 @@ class Mirror(_SqrtGamma, Interpolant):
 
     def __init__(self, a: float = 1.0):
         self.a = check_positive("a", a)
-        self._params = {"a": self.a}
 
     def alpha(self, t):
         return torch.zeros_like(t)

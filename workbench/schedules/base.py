@@ -8,29 +8,25 @@ finite range for the interior points and the end point itself is kept exact.
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
-from typing import Dict
+from abc import abstractmethod
 
 import torch
 
+from ..config import Config
 from ..errors import ConfigError
 from ..interpolants.base import Interpolant
 from ..registry import Registry
 
 
-class Schedule(ABC):
-    """A rule mapping a step count to a time grid on ``[t_start, t_end]``."""
+class Schedule(Config):
+    """A rule mapping a step count to a time grid on ``[t_start, t_end]``.
+
+    An immutable value (:class:`~workbench.config.Config`): parameters are the constructor's arguments,
+    ``params()``/``repr``/``==``/``hash`` derive from them, ``replace(...)`` makes a new schedule."""
 
     name: str = "schedule"
     #: True when the grid is defined through the log-SNR, which must then increase monotonically in t.
     needs_log_snr: bool = False
-
-    def params(self) -> Dict[str, object]:
-        """Constructor parameters of this instance."""
-        return dict(getattr(self, "_params", {}))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
     def grid(self, steps: int, interpolant: Interpolant, t_start: float = 0.0, t_end: float = 1.0) -> torch.Tensor:
         """Return the ``steps + 1`` grid points (float64, CPU), increasing, endpoints exact.

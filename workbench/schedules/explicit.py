@@ -44,8 +44,7 @@ class ExplicitGrid(Schedule):
     """
 
     def __init__(self, times: Sequence[float] = (0.0, 1.0)):
-        self.times = check_times(times)
-        self._params = {"times": list(self.times)}
+        self.times = tuple(check_times(times))
 
     @property
     def steps(self) -> int:

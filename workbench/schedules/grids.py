@@ -32,7 +32,6 @@ class UniformLogSNR(Schedule):
         self.lambda_min, self.lambda_max = finite(lambda_min, "lambda_min"), finite(lambda_max, "lambda_max")
         if self.lambda_min >= self.lambda_max:
             raise ConfigError("lambda_max", f"must be > lambda_min, got {lambda_min}, {lambda_max}")
-        self._params = {"lambda_min": self.lambda_min, "lambda_max": self.lambda_max}
 
     def _grid(self, steps, interpolant, t_start, t_end):
         return warped_grid(
@@ -59,7 +58,6 @@ class EDM(Schedule):
         self.sigma_floor = check_positive("sigma_floor", sigma_floor)
         if self.sigma_floor >= self.sigma_ceiling:
             raise ConfigError("sigma_ceiling", f"must be > sigma_floor, got {sigma_floor}, {sigma_ceiling}")
-        self._params = {"rho": self.rho, "sigma_ceiling": self.sigma_ceiling, "sigma_floor": self.sigma_floor}
 
     def _grid(self, steps, interpolant, t_start, t_end):
         r = self.rho
@@ -88,7 +86,6 @@ class TimeShift(Schedule):
 
     def __init__(self, shift: float = 3.0):
         self.shift = check_positive("shift", shift)
-        self._params = {"shift": self.shift}
 
     def _grid(self, steps, interpolant, t_start, t_end):
         k = self.shift
@@ -114,7 +111,6 @@ class LogitNormal(Schedule):
     def __init__(self, mean: float = 0.0, scale: float = 1.0):
         self.mean = finite(mean, "mean")
         self.scale = check_positive("scale", scale)
-        self._params = {"mean": self.mean, "scale": self.scale}
 
     def _grid(self, steps, interpolant, t_start, t_end):
         q = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)[1:-1]

@@ -35,16 +35,15 @@ class Toy2D(Problem):
                  checkpoint: Optional[str] = None):
         from ..data.datasets import get_dataset
 
-        self.dataset = get_dataset(dataset)
-        if tuple(self.dataset.shape) != (2,):
-            raise ConfigError("dataset", f"toy2d needs a 2-D data set, {dataset!r} has shape {self.dataset.shape}")
-        self.spec_base = {"dataset": dataset, "prediction": "velocity", "architecture": "mlp",
+        self._data = get_dataset(dataset)
+        if tuple(self._data.shape) != (2,):
+            raise ConfigError("dataset", f"toy2d needs a 2-D data set, {dataset!r} has shape {self._data.shape}")
+        self.dataset, self.steps, self.width, self.depth, self.seed = dataset, steps, width, depth, seed
+        self._spec_base = {"dataset": dataset, "prediction": "velocity", "architecture": "mlp",
                           "architecture_params": {"width": int(width), "depth": int(depth)},
                           "train": {"steps": int(steps), "batch_size": 256, "seed": int(seed), "threads": 1}}
         self.checkpoint = checkpoint
         self._models: Dict[str, Predictor] = {}
-        self._params = {"dataset": dataset, "steps": steps, "width": width, "depth": depth, "seed": seed,
-                        "checkpoint": checkpoint}
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -60,7 +59,7 @@ class Toy2D(Problem):
             else:
                 from .recipes import pretrained
 
-                self._models[key] = pretrained({**self.spec_base, "interpolant": cfg["name"],
+                self._models[key] = pretrained({**self._spec_base, "interpolant": cfg["name"],
                                                 "interpolant_params": cfg["params"]})
         return self._models[key]
 
@@ -77,7 +76,7 @@ class Toy2D(Problem):
         return torch.randn(n, 2, generator=generator, dtype=torch.float64)
 
     def sample_target(self, interpolant, t_end, n, generator):
-        return self.dataset.sample(n, generator) if float(t_end) == 1.0 else None
+        return self._data.sample(n, generator) if float(t_end) == 1.0 else None
 
 
 __all__ = ["Toy2D"]
