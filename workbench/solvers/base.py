@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 
 import torch
 
+from ..config import Config
 from ..errors import ConfigError, NonFiniteError
 from ..interpolants.base import Interpolant
 from ..models.field import Field, Prediction, RunField
@@ -96,8 +97,9 @@ def check_nfe(nfe: object, minimum: int = 1, solver: str = "") -> int:
     return nfe
 
 
-class Solver(ABC):
-    """Common interface of all samplers.
+class Solver(Config):
+    """Common interface of all samplers: an immutable value (:class:`~workbench.config.Config`: its fields are the
+    constructor's parameters, equality and hash by value, ``replace(...)`` for a changed copy), stateless between runs.
 
     Class attributes:
         order: the convergence order the tests assert.
@@ -113,13 +115,6 @@ class Solver(ABC):
     stochastic: bool = False
     adaptive: bool = False
     needs_gaussian: bool = False
-
-    def params(self) -> Dict[str, Any]:
-        """Constructor parameters of this instance."""
-        return dict(getattr(self, "_params", {}))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
     # --- NFE ↔ steps ---------------------------------------------------------------------------
     def steps_for_nfe(self, nfe: int) -> int:

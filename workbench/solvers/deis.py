@@ -35,10 +35,8 @@ class DEIS(_Multistep):
     def __init__(self, order: int = 3, predict: str = "noise", lower_order_final: bool = True, variable: str = "auto"):
         self.variable = check_variable(variable)
         self.order = check_order(order, (1, 2, 3, 4))
-        self.kind = check_kind(predict)
+        self.predict = self.kind = check_kind(predict)
         self.lower_order_final = bool(lower_order_final)
-        self._params = {"order": order, "predict": predict, "lower_order_final": lower_order_final,
-                        "variable": variable}
 
     def coefficients(self, tab, orders):
         plans = []

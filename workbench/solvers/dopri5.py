@@ -51,7 +51,6 @@ class Dopri5(Solver):
         self.rtol = check_positive("rtol", rtol)
         self.atol = check_positive("atol", atol)
         self.first_step = None if first_step is None else check_positive("first_step", first_step)
-        self._params = {"rtol": self.rtol, "atol": self.atol, "first_step": self.first_step}
 
     def steps_for_nfe(self, nfe: int) -> int:
         raise ConfigError("solver", "dopri5 chooses its own steps; nfe is its maximum number of evaluations")

@@ -28,7 +28,7 @@ import torch
 
 from .base import register
 from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_kind, check_order, ddim_coefficients,
-                      check_variable, exp_integrator_weights, fold_correctors, region_variable, split_form, split_step, step_points,
+                      check_variable, exp_integrator_weights, fold_correctors, region_variable, restart_terms, split_form, split_step, step_points,
                       step_region, variable_step)
 from .plan import PlanBuilder
 
@@ -113,7 +113,11 @@ class _Multistep(LogSNRSolver):
                 cx, terms = split_step(tab, i, k)
                 preds.append((k, cx, terms))
                 warm = k < self.order and i + 1 < len(points) and not (tab.a[i] == 0.0 and tab.sigma[i + 1] == 0.0)
-                corrs.append(variable_step(tab, i, [-1] + list(range(k)), step_region(tab, i)) if warm else None)
+                restart = restart_terms(tab, i + 1) if warm and i + 2 == self.order else None
+                if restart is not None:  # the first `order` outputs re-integrate the start (Newton–Cotes)
+                    corrs.append((None, restart))
+                else:
+                    corrs.append(variable_step(tab, i, [-1] + list(range(k)), step_region(tab, i)) if warm else None)
             return [(min(o, self.order), cx, terms) for o, cx, terms in fold_correctors(preds, corrs)]
         return [(order, cx, [(g, c, kind) for g, c in terms])
                 for order, cx, terms, kind in self.coefficients(tab, points)]
@@ -140,15 +144,13 @@ class DPMSolverPP(_Multistep):
                  third_order: str = "lagrange", variable: str = "auto"):
         self.variable = check_variable(variable)
         self.order = check_order(order, (1, 2, 3))
-        self.kind = check_kind(predict)
+        self.predict = self.kind = check_kind(predict)
         self.lower_order_final = bool(lower_order_final)
         if third_order not in ("lagrange", "diffusers"):
             from ..errors import ConfigError
 
             raise ConfigError("third_order", f"got {third_order!r}; allowed values are: lagrange, diffusers")
         self.third_order = third_order
-        self._params = {"order": order, "predict": predict, "lower_order_final": lower_order_final,
-                        "third_order": third_order, "variable": variable}
 
     def coefficients(self, tab, orders):
         return dpm_multistep_plan(tab, orders, self.kind, self.third_order)
@@ -160,7 +162,6 @@ class DPMSolverPP2M(DPMSolverPP):
 
     def __init__(self, predict: str = "data", lower_order_final: bool = True, variable: str = "auto"):
         super().__init__(2, predict, lower_order_final, variable=variable)
-        self._params = {"predict": predict, "lower_order_final": lower_order_final, "variable": variable}
 
 
 @register("dpmpp_3m", "dpm++3m", "dpmpp3m")
@@ -170,8 +171,6 @@ class DPMSolverPP3M(DPMSolverPP):
     def __init__(self, predict: str = "data", lower_order_final: bool = True, third_order: str = "lagrange",
                  variable: str = "auto"):
         super().__init__(3, predict, lower_order_final, third_order, variable)
-        self._params = {"predict": predict, "lower_order_final": lower_order_final, "third_order": third_order,
-                        "variable": variable}
 
 
 @register("dpm_solver_singlestep", "dpm_singlestep")
@@ -197,9 +196,8 @@ class DPMSolverSinglestep(LogSNRSolver):
     def __init__(self, order: int = 2, predict: str = "data", variable: str = "auto"):
         self.order = check_order(order, (1, 2, 3))
         self.evals_per_step = self.order
-        self.kind = check_kind(predict)
+        self.predict = self.kind = check_kind(predict)
         self.variable = check_variable(variable)
-        self._params = {"order": order, "predict": predict, "variable": variable}
 
     def build_plan(self, interpolant, grid):
         I, k, ts = interpolant, self.order, list(grid)
@@ -296,7 +294,6 @@ class DPMSolver2(DPMSolverSinglestep):
 
     def __init__(self, predict: str = "data", variable: str = "auto"):
         super().__init__(2, predict, variable)
-        self._params = {"predict": predict, "variable": variable}
 
 
 @register("dpm_solver_3", "dpm3", "dpmpp_3s")
@@ -305,4 +302,3 @@ class DPMSolver3(DPMSolverSinglestep):
 
     def __init__(self, predict: str = "data", variable: str = "auto"):
         super().__init__(3, predict, variable)
-        self._params = {"predict": predict, "variable": variable}

@@ -43,7 +43,7 @@ _QX, _QW = np.polynomial.legendre.leggauss(24)
 _QX, _QW = 0.5 * (_QX + 1.0), 0.5 * _QW
 
 
-@dataclass
+@dataclass(eq=False)
 class EMS:
     """Cached empirical model statistics on a uniform λ grid (float64, CPU).
 
@@ -204,12 +204,10 @@ class DPMSolverV3(Solver):
         self.order = check_order(order, (1, 2, 3))
         self.lower_order_final = bool(lower_order_final)
         self.ems = ems
-        self._params = {"order": order, "lower_order_final": lower_order_final}
 
     def fit(self, field: Field, x: torch.Tensor, t_start: float = 0.0, t_end: float = 1.0, **kw) -> "DPMSolverV3":
         """Compute and cache the EMS for ``field`` from pilot states ``x`` (see :func:`compute_ems`)."""
-        self.ems = compute_ems(field, x, t_start, t_end, **kw)
-        return self
+        return type(self)(self.order, self.lower_order_final, compute_ems(field, x, t_start, t_end, **kw))
 
     def _in_range(self, lam: float) -> bool:
         e = self.ems

@@ -348,28 +348,57 @@ def split_step(tab: LogSNRTable, i: int, points: int) -> Tuple[float, List[Tuple
     return variable_step(tab, i, list(range(points)), step_region(tab, i))
 
 
+def restart_terms(tab: LogSNRTable, r: int) -> Optional[List[Tuple[int, float, str]]]:
+    r"""The start out of :math:`a = 0` re-integrated once ``r + 1`` outputs exist: the state at grid point ``r``
+    from the start state directly,
+
+    .. math:: x_r = rac{\sigma_r}{\sigma_0}x_0 + \sigma_r\int_{u_0}^{u_r} P(u)\,du ,
+
+    with :math:`P` the polynomial through :math:`D_0 \dots D_r` (Newton–Cotes on the evaluated points; local error
+    :math:`O(h^{r+2})`). Multistep methods must start this accurately to keep their order, and a one-point first
+    step out of :math:`a = 0` is only :math:`O(h^2)` (:math:`D` is linear in :math:`u` there). As terms of a
+    replacing corrector for step ``r - 1`` (lags relative to it: the new point ``r`` is lag ``-1``, the start state is
+    lag ``r - 1`` of kind ``"x"``), or None when the grid does not start at :math:`a = 0` or leaves the data region.
+    """
+    if r < 1 or tab.a[0] != 0.0 or any(step_region(tab, i) != "data" for i in range(r)) or tab.sigma[r] == 0.0:
+        return None
+    i = r - 1
+    nodes = [region_variable(tab, k, "data") for k in range(r + 1)]
+    w = polynomial_weights(nodes[0], nodes[r], nodes)
+    terms = [(i, tab.sigma[r] / tab.sigma[0], "x")]
+    return terms + [(i - k, tab.sigma[r] * wk, "x1") for k, wk in enumerate(w)]
+
+
 def fold_correctors(preds: Sequence[Tuple[int, float, List[Tuple[int, float, str]]]],
-                    corrs: Sequence[Optional[Tuple[float, List[Tuple[int, float, str]]]]]) -> List[LinearStep]:
+                    corrs: Sequence[Optional[Tuple[Optional[float], List[Tuple[int, float, str]]]]]) -> List[LinearStep]:
     r"""Predictors ``(points, c_x, [(lag, c, kind)])`` and free correctors ``(c_x, [(lag, c, kind)])`` (``lag = -1``:
     the output at the predicted point, i.e. the next step's evaluation) as one recurrence on the evaluated states.
 
     Corrector and predictor of a step start from the same (corrected) state with the same :math:`c_x`, so
-    :math:`x^c_i = \tilde x_i + \sum_g (c^C_g - c^P_g) m_{i-1-g}` and
-    :math:`\tilde x_{i+1} = c_x x^c_i + \sum_g c_g m_{i-g}` is linear in :math:`\tilde x_i` and the outputs: the
+    :math:`x^c_i = 	ilde x_i + \sum_g (c^C_g - c^P_g) m_{i-1-g}` and
+    :math:`	ilde x_{i+1} = c_x x^c_i + \sum_g c_g m_{i-g}` is linear in :math:`	ilde x_i` and the outputs: the
     corrected state is never formed (UniPC, Zhao et al. 2023; the warm-up of the split-form multistep samplers).
+    A corrector with ``c_x = None`` *replaces* the state (its terms may include earlier states, kind ``"x"``):
+    :func:`restart_terms`.
     """
     steps: List[LinearStep] = []
     for i, (k, cx, terms) in enumerate(preds):
         coef: dict = {}
         for g, c, kind in terms:
             coef[(g, kind)] = coef.get((g, kind), 0.0) + c
+        own = cx
         if i > 0 and corrs[i - 1] is not None:
             cx_c, c_terms = corrs[i - 1]  # type: ignore[misc]
-            _, cx_p, p_terms = preds[i - 1]
-            if cx_c != cx_p:
-                raise ValueError("corrector and predictor must share the start point")
-            for g, c, kind in list(c_terms) + [(g, -c, kind) for g, c, kind in p_terms]:
+            if cx_c is None:  # the corrected state replaces the evaluated one
+                own = 0.0
+                extra = list(c_terms)
+            else:
+                _, cx_p, p_terms = preds[i - 1]
+                if cx_c != cx_p:
+                    raise ValueError("corrector and predictor must share the start point")
+                extra = list(c_terms) + [(g, -c, kind) for g, c, kind in p_terms]
+            for g, c, kind in extra:
                 coef[(g + 1, kind)] = coef.get((g + 1, kind), 0.0) + cx * c
-        steps.append((k + (1 if corrs[i] is not None else 0), cx,
+        steps.append((k + (1 if corrs[i] is not None else 0), own,
                       [(g, c, kind) for (g, kind), c in sorted(coef.items())]))
     return steps

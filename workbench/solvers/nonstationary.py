@@ -171,25 +171,26 @@ class NonStationary(LinearSolver):
     order, evals_per_step = 1, 1
 
     def __init__(self, coefficients: Union[NSCoefficients, Dict[str, Any], None] = None):
-        self.coefficients = None if coefficients is None else NSCoefficients.from_dict(coefficients)
-        self._params = {"coefficients": None if self.coefficients is None else asdict(self.coefficients)}
-        self._grid = None if self.coefficients is None else self.coefficients.grid()
-        if self.coefficients is not None:
-            self.order = self.coefficients.order
+        # the field holds the numbers as a plain (frozen) dict; the validated NSCoefficients live in ``_c``
+        self._c = None if coefficients is None else NSCoefficients.from_dict(coefficients)
+        self.coefficients = None if self._c is None else asdict(self._c)
+        self._grid = None if self._c is None else self._c.grid()
+        if self._c is not None:
+            self.order = self._c.order
 
     def __repr__(self) -> str:
-        c = self.coefficients
+        c = self._c
         return "NonStationary(euler)" if c is None else f"NonStationary(n={c.n}, kind={c.kind!r}, source={c.source!r})"
 
     def steps_for_nfe(self, nfe: int) -> int:
         steps = super().steps_for_nfe(nfe)
-        c = self.coefficients
+        c = self._c
         if c is not None and steps != c.n:
             raise ConfigError("nfe", f"these non-stationary coefficients are for nfe={c.n} exactly, got {nfe}")
         return steps
 
     def make_grid(self, field, nfe, schedule="uniform", t_start=0.0, t_end=1.0):
-        c = self.coefficients
+        c = self._c
         if c is None:
             return super().make_grid(field, nfe, schedule, t_start, t_end)
         self.steps_for_nfe(nfe)
@@ -199,7 +200,7 @@ class NonStationary(LinearSolver):
         return self._grid.clone()
 
     def iterate(self, field, x, grid, generator=None):
-        c = self.coefficients
+        c = self._c
         if c is not None and not torch.equal(grid, self._grid) and (
                 len(grid) != c.n + 1 or float((grid - self._grid).abs().max()) > 1e-12):
             raise ConfigError("grid", "a non-stationary solver with coefficients runs on their own times "
@@ -207,7 +208,7 @@ class NonStationary(LinearSolver):
         return super().iterate(field, x, self._grid if c is not None else grid, generator)
 
     def build_plan(self, interpolant, grid):
-        c = self.coefficients if self.coefficients is not None else euler_coefficients(grid)
+        c = self._c if self._c is not None else euler_coefficients(grid)
         return coefficients_plan(c)
 
 

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import torch
 
+from ..config import Config
 from ..errors import ConfigError
 from ..interpolants.base import Interpolant, canonical_prediction
 from ..models.field import DATA_SCORE, Field
@@ -318,6 +319,8 @@ def execute(program: Program, field: Field, x: torch.Tensor) -> Iterator[Tuple[i
 # --------------------------------------------------------------------------------------------------------------
 def value_key(obj: Any) -> Tuple[Any, ...]:
     """A hashable key describing a configuration object by value (type and parameters), holding no reference to it."""
+    if isinstance(obj, Config):
+        return obj.config_key()
     params = obj.params() if hasattr(obj, "params") else None
     if params is None:
         return (type(obj).__module__, type(obj).__qualname__, id(obj))

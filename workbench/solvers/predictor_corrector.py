@@ -60,7 +60,6 @@ class PredictorCorrector(FixedStepSolver):
         self.snr = check_positive("snr", snr)
         self.n_corrector = n_corrector
         self.evals_per_step = 1 + n_corrector
-        self._params = {"predictor": predictor, "snr": self.snr, "n_corrector": n_corrector}
 
     def step(self, field, x, t, t_next, index, state, generator):
         I = field.interpolant

@@ -20,9 +20,6 @@ class ExplicitRK(LinearSolver):
 
     tableau: Tuple[Sequence[float], Sequence[Sequence[float]], Sequence[float]]
 
-    def __init__(self):
-        self._params = {}
-
     def build_plan(self, interpolant, grid):
         c, a, w = self.tableau
         b = PlanBuilder(grid, repr(self))

@@ -51,7 +51,6 @@ class EulerMaruyama(FixedStepSolver):
 
     def __init__(self, eps: EpsLike = 1.0):
         self.eps = check_eps(eps)
-        self._params = {"eps": self.eps}
 
     def iterate(self, field, x, grid, generator=None):
         if not callable(self.eps) and self.eps == 0.0:  # ε = 0 is the probability-flow ODE: Euler's own plan, bit for bit

@@ -58,7 +58,8 @@ class TimeShifted(LinearSolver):
     def __init__(self, base: str = "dpmpp_2m", offset: float = 0.0, base_params: Optional[Dict[str, Any]] = None):
         if base in ("time_shifted", "ts_sampler", "shifted_time"):
             raise ConfigError("base", "cannot wrap time_shifted in itself")
-        self.base = SOLVERS.get(base, **(base_params or {}))
+        self._base = SOLVERS.get(base, **(base_params or {}))
+        self.base, self.base_params = self._base.name, dict(base_params or {})
         try:
             self.offset = float(offset)
         except (TypeError, ValueError):
@@ -66,14 +67,13 @@ class TimeShifted(LinearSolver):
         if not math.isfinite(self.offset) or abs(self.offset) >= 1:
             raise ConfigError("offset", f"must be finite with |offset| < 1, got {offset!r}")
         for k in ("order", "evals_per_step", "stochastic", "adaptive", "needs_gaussian"):
-            setattr(self, k, getattr(self.base, k))
-        self._params = {"base": base, "offset": self.offset, "base_params": dict(base_params or {})}
+            setattr(self, k, getattr(self._base, k))
 
     def steps_for_nfe(self, nfe: int) -> int:
-        return self.base.steps_for_nfe(nfe)
+        return self._base.steps_for_nfe(nfe)
 
     def make_grid(self, field, nfe, schedule="uniform", t_start=0.0, t_end=1.0):
-        return self.base.make_grid(field, nfe, schedule, t_start, t_end)
+        return self._base.make_grid(field, nfe, schedule, t_start, t_end)
 
     def shift(self, t: float) -> float:
         """The model's time for the nominal time ``t``: :math:`\\mathrm{clip}(t + \\delta, 0, 1)`."""
@@ -82,12 +82,12 @@ class TimeShifted(LinearSolver):
     def build_plan(self, interpolant, grid):
         # a linear base: its own plan with the model called at the shifted times (conversions stay at the nominal
         # ones, so each output is read as the prediction at t: exactly what ShiftedField hands a non-linear base)
-        return self.base.plan_for(interpolant, grid).shifted(self.shift)  # type: ignore[attr-defined]
+        return self._base.plan_for(interpolant, grid).shifted(self.shift)  # type: ignore[attr-defined]
 
     def iterate(self, field, x, grid, generator=None):
-        if isinstance(self.base, LinearSolver):
+        if isinstance(self._base, LinearSolver):
             return super().iterate(field, x, grid, generator)
-        return self.base.iterate(ShiftedField(field, self.offset), x, grid, generator)
+        return self._base.iterate(ShiftedField(field, self.offset), x, grid, generator)
 
     @classmethod
     def fit(cls, field: Field, x: torch.Tensor, reference: torch.Tensor, nfe: int, base: str = "dpmpp_2m",

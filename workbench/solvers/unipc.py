@@ -25,7 +25,8 @@ import numpy as np
 from ..errors import ConfigError
 from .base import register
 from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_kind, check_order, check_variable,
-                      ddim_coefficients, fold_correctors, split_step, step_points, step_region, variable_step)
+                      ddim_coefficients, fold_correctors, restart_terms, split_step, step_points, step_region,
+                      usable_points, variable_step)
 
 Terms = List[Tuple[int, float]]
 
@@ -100,9 +101,9 @@ class UniPC(LogSNRSolver):
             order = 3 if self.corrector else 2
         if history is None:
             self.order = check_order(order, (2, 3, 4) if self.corrector else (1, 2, 3))
-            self.p = self.order - extra
+            self.p = self.history = self.order - extra
         else:
-            self.p = check_order(history, (1, 2, 3), "history")
+            self.p = self.history = check_order(history, (1, 2, 3), "history")
             if order is not None and order != self.p + extra:
                 raise ConfigError("order", f"order={order!r} and history={history!r} disagree (order = history "
                                            f"{'+ 1 with' if self.corrector else 'without'} the corrector); give one")
@@ -110,15 +111,8 @@ class UniPC(LogSNRSolver):
         if variant not in ("bh1", "bh2"):
             raise ConfigError("variant", f"got {variant!r}; allowed values are: bh1, bh2")
         self.variant = variant
-        self.kind = check_kind(predict)
+        self.predict = self.kind = check_kind(predict)
         self.lower_order_final = bool(lower_order_final)
-        self._params = {"order": self.order, "corrector": corrector, "variant": variant, "predict": predict,
-                        "lower_order_final": lower_order_final, "variable": variable}
-
-    @property
-    def history(self) -> int:
-        """The predictor's number of points p."""
-        return self.p
 
     def predictor_corrector(self, tab: LogSNRTable):
         """Per step: ``(points, c_x, [(lag, c, kind)])`` of UniP and ``(c_x, [(lag, c, kind)])`` of UniC (or None)."""
@@ -133,9 +127,15 @@ class UniPC(LogSNRSolver):
                     corrs.append(None)
                     continue
                 region = step_region(tab, i)
+                if self.corrector and i == len(points) - 1:  # no corrector follows the last step: one more point
+                    k = min(self.order, usable_points(tab, i, region))
                 cx, terms = variable_step(tab, i, list(range(k)), region)
                 preds.append((k, cx, terms))
-                corrs.append(variable_step(tab, i, [-1] + list(range(k)), region) if self.corrector else None)
+                restart = restart_terms(tab, i + 1) if self.corrector and i == self.p - 1 else None
+                if restart is not None:  # the first p + 1 outputs re-integrate the start out of a = 0
+                    corrs.append((None, restart))
+                else:
+                    corrs.append(variable_step(tab, i, [-1] + list(range(k)), region) if self.corrector else None)
                 continue
             if not (tab.finite(i) and tab.finite(i + 1)):
                 cx, cd = ddim_coefficients(tab, i, i + 1)
