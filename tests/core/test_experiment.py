@@ -110,7 +110,7 @@ def test_cli_help_lists_registered_names(capsys):
 def test_convergence_command_prints_table(capsys):
     assert main(["convergence", "--solvers", "euler", "heun", "--n-samples", "32"]) == 0
     text = capsys.readouterr().out
-    assert "| euler | 1 |" in text and "| heun | 2 |" in text
+    assert "| euler | linear [0, 1] uniform | 1 |" in text and "| heun | vp [0, 0.99] logsnr | 2 |" in text
 
 
 def test_validation_builds_no_model_and_problems_refuse_early():

@@ -14,7 +14,7 @@ def run(args) -> int:
     from ..convergence import STEPS, convergence_table, format_table
 
     rows = convergence_table(args.solvers, data=args.data, n_samples=args.n_samples)
-    print(f"Convergence on the exact {args.data} flow, float64, reference: Dormand-Prince rtol=atol=1e-10; order = "
+    print(f"Convergence on the exact {args.data} flow, float64, reference: Dormand-Prince rtol=atol=1e-13; order = "
           f"least-squares slope over steps {STEPS} (RK4: 32-128); ✗ = outside ±0.15 of nominal")
     print(format_table(rows))
     return 0 if all(r.ok for r in rows) else 1

@@ -112,7 +112,8 @@ class _Multistep(LogSNRSolver):
             for i, k in enumerate(points):
                 cx, terms = split_step(tab, i, k)
                 preds.append((k, cx, terms))
-                warm = k < self.order and i + 1 < len(points) and not (tab.a[i] == 0.0 and tab.sigma[i + 1] == 0.0)
+                warm = k < self.order and i + 1 < self.order and i + 1 < len(points) and not (
+                    tab.a[i] == 0.0 and tab.sigma[i + 1] == 0.0)
                 restart = restart_terms(tab, i + 1) if warm and i + 2 == self.order else None
                 if restart is not None:  # the first `order` outputs re-integrate the start (Newton–Cotes)
                     corrs.append((None, restart))

@@ -251,6 +251,29 @@ def compile_plan(plan: Plan, interpolant: Interpolant, raw_kind: str) -> Program
     return Program(plan, raw_kind, width, tuple(rows), tuple(dense), tuple(tuple(f) for f in free))
 
 
+def combine_terms(lead: torch.Tensor, c0: float, rest: Sequence[Tuple[torch.Tensor, float]]) -> torch.Tensor:
+    """:math:`c_0\,\mathrm{lead} + \sum c_k t_k` as one new tensor: ``lead + c_1 t_1`` in one kernel when
+    :math:`c_0 = 1` (Runge–Kutta stages), else one multiplication, then one in-place ``add_`` per further term."""
+    if c0 == 1.0 and rest:
+        t1, c1 = rest[0]
+        y = torch.add(lead, t1, alpha=c1)
+        rest = rest[1:]
+    else:
+        y = torch.mul(lead, c0)
+    for t, c in rest:
+        y.add_(t, alpha=c)
+    return y
+
+
+def euler_update(interpolant: Interpolant, pred: Any, x: torch.Tensor, h: float) -> torch.Tensor:
+    """:math:`x + h\,b(t, x)` from a prediction made at ``x``, with exactly the arithmetic of Euler's compiled plan
+    (so an SDE step with ε = 0 reproduces the ODE sampler bit for bit)."""
+    p, q = read_coefficients(interpolant, pred.kind, pred.t, "velocity", pred.t)
+    raws = pred.value if pred.kind == DATA_SCORE else (pred.value,)
+    rest = [(r, h * qc) for r, qc in zip(raws, q) if h * qc != 0.0]
+    return combine_terms(x, 1.0 + h * p, rest)
+
+
 def execute(program: Program, field: Field, x: torch.Tensor) -> Iterator[Tuple[int, torch.Tensor, Any]]:
     """Run a program from ``x`` (``y_0``): yields ``(row, new state, prediction at that row's evaluation)`` for every
     row that ends a solver step (``program.plan.ends[row] >= 0``).
@@ -267,7 +290,6 @@ def execute(program: Program, field: Field, x: torch.Tensor) -> Iterator[Tuple[i
                    .contiguous().unbind(0))
     slots: List[Any] = [None] * (n + width * n)
     slots[0] = x
-    mul = torch.mul
     buf = vecs = mats = flat0 = None
     if program.uses_buffer:
         flat0 = x.reshape(-1)
@@ -277,7 +299,6 @@ def execute(program: Program, field: Field, x: torch.Tensor) -> Iterator[Tuple[i
         vecs = {j: torch.tensor(d[1], dtype=x.dtype).to(x.device) for j, d in enumerate(program.dense) if d is not None}
     ends, rows, dense, free = plan.ends, program.rows, program.dense, program.free
     first = None  # the prediction at the current step's first evaluation (what a Step reports)
-    add = torch.add
     for j in range(n):
         y = slots[j]
         pred = field.predict(y, mtimes[j], tts[j])  # type: ignore[index]
@@ -296,14 +317,7 @@ def execute(program: Program, field: Field, x: torch.Tensor) -> Iterator[Tuple[i
             y = torch.addmv(flat0, mats[j], vecs[j], beta=d[0]).view_as(x)  # type: ignore[index,arg-type]
         else:
             (ls, lc), rest = rows[j]
-            if lc == 1.0 and rest:  # x + c·k in one kernel (e.g. Runge–Kutta stages)
-                s1, c1 = rest[0]
-                y = add(slots[ls], slots[s1], alpha=c1)
-                rest = rest[1:]
-            else:
-                y = mul(slots[ls], lc)
-            for s, c in rest:
-                y.add_(slots[s], alpha=c)
+            y = combine_terms(slots[ls], lc, [(slots[s], c) for s, c in rest])
         for s in free[j]:
             if s != 0 or buf is None:
                 slots[s] = None

@@ -12,6 +12,7 @@ import torch
 
 from ..errors import ConfigError
 from .base import FixedStepSolver, register
+from .plan import euler_update
 
 EpsLike = Union[float, Callable[[float], float]]
 
@@ -63,8 +64,8 @@ class EulerMaruyama(FixedStepSolver):
         h = t_next - t
         pred = field.predict(x, t)
         e = eval_eps(self.eps, t)
-        if e == 0.0:
-            return x + h * pred.velocity, pred, 1
+        if e == 0.0:  # the ODE step, with Euler's own arithmetic
+            return euler_update(field.interpolant, pred, x, h), pred, 1
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         drift = pred.velocity + e * pred.score
         return x + h * drift + math.sqrt(2.0 * e * h) * noise, pred, 1
