@@ -150,9 +150,12 @@ def main() -> None:
         ("ours", "heun", lambda sh: ours("heun", {}, sh)),
         ("ours", "dpmpp_2m", lambda sh: ours("dpmpp_2m", {}, sh)),
         ("ours", "dpmpp_3m", lambda sh: ours("dpmpp_3m", {}, sh)),
-        ("ours", "unipc(order=2)", lambda sh: ours("unipc", {"order": 2}, sh)),
+        # orders are global orders: unipc(order=3) is UniP-2 + UniC (diffusers' solver_order=2, its default)
         ("ours", "unipc(order=3)", lambda sh: ours("unipc", {"order": 3}, sh)),
+        ("ours", "unipc(order=4)", lambda sh: ours("unipc", {"order": 4}, sh)),
+        ("ours", "deis(order=2)", lambda sh: ours("deis", {"order": 2}, sh)),
         ("ours", "deis(order=3)", lambda sh: ours("deis", {"order": 3}, sh)),
+        ("ours", "heun3", lambda sh: ours("heun3", {}, sh)),
         ("ours", "dpm_solver_2", lambda sh: ours("dpm_solver_2", {}, sh)),
         # a non-stationary step reads every output so far: O(n) per step, so it is measured where it is used (n = 10)
         ("ours", "nonstationary (n=10)", lambda sh: ours("nonstationary", {}, sh, 10)),
@@ -211,9 +214,9 @@ def main() -> None:
         d = {r["solver"]: r["overhead_us_per_step"] for r in rows if r["state"] == s}
         md.append("")
         md.append(f"Ratios on {s}: diffusers.DPMSolverMultistep / dpmpp_2m = "
-                  f"{d['diffusers.DPMSolverMultistep'] / d['dpmpp_2m']:.1f}×, diffusers.UniPCMultistep / unipc(order=2) = "
-                  f"{d['diffusers.UniPCMultistep'] / d['unipc(order=2)']:.1f}×, diffusers.DEISMultistep / deis(order=3) = "
-                  f"{d['diffusers.DEISMultistep'] / d['deis(order=3)']:.1f}×, flow_matching.euler / euler = "
+                  f"{d['diffusers.DPMSolverMultistep'] / d['dpmpp_2m']:.1f}×, diffusers.UniPCMultistep / unipc(order=3) = "
+                  f"{d['diffusers.UniPCMultistep'] / d['unipc(order=3)']:.1f}×, diffusers.DEISMultistep / deis(order=2) = "
+                  f"{d['diffusers.DEISMultistep'] / d['deis(order=2)']:.1f}×, flow_matching.euler / euler = "
                   f"{d['flow_matching.euler'] / d['euler']:.1f}×, torchdiffeq.euler / euler = {d['torchdiffeq.euler'] / d['euler']:.1f}×")
     md += ["", f"Grid construction (our logsnr schedule, {STEPS} steps, closed-form λ→t for VP): {grid_us:.0f} µs once per "
                "(N, schedule); not included above (diffusers' set_timesteps is included in its rows).",

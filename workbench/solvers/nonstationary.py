@@ -10,7 +10,7 @@ With :math:`n` model evaluations :math:`K_j = K(y_j, \tau_j)` of one prediction 
 
 Every deterministic fixed-step solver of this package (Runge–Kutta, DPM-Solver++, UniPC, DEIS, ...) is of this form
 for a fixed grid, because its update is linear in the state and the model outputs: :func:`linearize` reads its
-coefficients off exactly by running it on a basis (state :math:`e_0`, :math:`k`-th model output :math:`e_{k+1}`).
+coefficients off its plan exactly (:mod:`~workbench.solvers.plan`).
 :func:`~workbench.solvers.learned.fit_nonstationary` then tunes :math:`(\tau, a, b)` to a model from a pilot run.
 
 Without coefficients the solver is forward Euler written in this form (velocity, :math:`a = 1`,
@@ -25,11 +25,11 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 
-from ..errors import ConfigError, WorkbenchError
+from ..errors import ConfigError
 from ..interpolants.base import PREDICTIONS, Interpolant, canonical_prediction
 from ..models.field import Field
-from .base import SOLVERS, LinearSolver, Solver, _interpolant_of, register
-from .plan import Plan, PlanBuilder
+from .base import SOLVERS, LinearSolver, Solver, _interpolant_of, check_nfe, register
+from .plan import Plan, PlanBuilder, compile_plan
 
 
 @dataclass
@@ -227,63 +227,51 @@ def linearize(solver: Union[str, Solver], field: Union[Field, Interpolant], nfe:
               grid: Optional[torch.Tensor] = None, kind: Optional[str] = None) -> NSCoefficients:
     r"""The exact non-stationary coefficients of a deterministic fixed-step ``solver`` at budget ``nfe``.
 
-    The solver runs once on a *basis* model: the state is the unit vector :math:`e_0` (standing for
-    :math:`x_0`) and the :math:`k`-th call returns :math:`e_{k+1}` (standing for :math:`K_k`) as a prediction of
-    ``kind``. Because the update is linear in the state and the outputs (interpolant conversions included), each
-    recorded call input is :math:`(a_j, b_{j,0}, \dots)` of :math:`y_j` and the end state gives :math:`y_n`.
+    The solver's :class:`~workbench.solvers.plan.Plan` compiled for outputs of ``kind`` gives every new state as a
+    combination of earlier states and outputs; substituting the states recursively leaves
+    :math:`y_{j+1} = a_{j+1}x_0 + \sum_k b_{j+1,k}K_k`.
 
     Args:
-        solver: registry name or instance (deterministic, fixed-step).
+        solver: registry name or instance (a plan solver: deterministic, fixed-step).
         field: the :class:`Field` (or just its :class:`Interpolant`) the solver will run on.
         kind: the prediction the coefficients multiply; default ``x1`` (data) for log-SNR solvers, ``velocity``
             otherwise (any kind the solver can convert from at every evaluation time works).
 
     Raises:
-        ConfigError: adaptive/stochastic solvers, solvers with per-dimension statistics (DPM-Solver-v3), a
+        ConfigError: solvers without a plan (adaptive, stochastic, DPM-Solver-v3's per-dimension statistics), a
             ``kind`` the solver cannot use at one of its times.
     """
     solver = SOLVERS.get(solver) if isinstance(solver, str) else solver
-    if solver.adaptive or solver.stochastic:
-        raise ConfigError("solver", f"linearize needs a deterministic fixed-step solver; {solver.name!r} is "
-                                    f"{'adaptive' if solver.adaptive else 'stochastic'}")
-    if getattr(solver, "ems", None) is not None or solver.name == "dpm_solver_v3":
-        raise ConfigError("solver", "dpm_solver_v3 uses per-dimension statistics, so it has no scalar "
-                                    "non-stationary form")
+    if not isinstance(solver, LinearSolver):
+        why = "adaptive" if solver.adaptive else "stochastic" if solver.stochastic else "not linear on a fixed grid"
+        raise ConfigError("solver", f"linearize needs a deterministic fixed-step solver; {solver.name!r} is {why}"
+                                    + (" (per-dimension statistics)" if solver.name == "dpm_solver_v3" else ""))
     interp = _interpolant_of(field)
+    solver.check_interpolant(interp)
     kind = canonical_prediction(kind or ("x1" if solver.needs_gaussian else "velocity"), "kind")
-    dim = nfe + 1
-    calls: List[tuple] = []
-
-    def basis_model(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        calls.append((float(t[0]), y[0].detach().clone()))
-        out = torch.zeros_like(y)
-        out[:, len(calls)] = 1.0
-        return out
-
-    basis = Field(basis_model, interp, kind)
-    x = torch.zeros(1, dim, dtype=torch.float64)
-    x[0, 0] = 1.0
+    if grid is None:
+        grid = solver.make_grid(interp, nfe, schedule, t_start, t_end)
+    elif solver.nfe_for_steps(len(grid) - 1) != check_nfe(nfe, solver.evals_per_step, solver.name):
+        raise ConfigError("grid", f"{len(grid) - 1} steps of {solver.name!r} do not cost nfe={nfe}")
+    plan = solver.plan_for(interp, [float(v) for v in grid])
     try:
-        res = solver.sample(basis, x, nfe, schedule=schedule, t_start=t_start, t_end=t_end, grid=grid)
+        program = compile_plan(plan, interp, kind)
     except ConfigError as exc:
-        if "prediction determines" not in str(exc):
-            raise
         raise ConfigError("kind", f"{solver.name!r} cannot use {kind!r} predictions of {interp.name!r} at every "
                                   f"time it evaluates ({exc}); try kind='velocity', 'x1' or 'noise'") from None
-    except WorkbenchError as exc:
-        raise ConfigError("kind", f"{solver.name!r} cannot run on {kind!r} predictions of {interp.name!r} "
-                                  f"({exc}); try kind='velocity', 'x1' or 'noise'") from None
-    n = len(calls)
-    if n == 0:
-        raise ConfigError("solver", f"{solver.name!r} made no model call at nfe={nfe}")
-    states = [c[1] for c in calls[1:]] + [res.x[0].detach()]
-    if float((calls[0][1] - x[0]).abs().max()) != 0.0:
-        raise ConfigError("solver", f"{solver.name!r} does not evaluate the model at its start state first")
-    for j, s in enumerate(states):
-        if j + 2 < dim and bool(s[j + 2:].any()):
-            raise ConfigError("solver", f"{solver.name!r} is not causal in its model calls (step {j})")
-    a = [float(s[0]) for s in states]
-    b = [[float(v) for v in s[1: j + 2]] for j, s in enumerate(states)]
+    n = plan.n
+    states = [[1.0] + [0.0] * n]  # y_k over (x0, K_0 .. K_{n-1})
+    for j, ((ls, lc), rest) in enumerate(program.rows):
+        dense = program.dense[j]
+        terms = [(0, dense[0])] + [(n + k, w) for k, w in enumerate(dense[1])] if dense else [(ls, lc), *rest]
+        v = [0.0] * (n + 1)
+        for slot, c in terms:
+            if slot < n:
+                v = [vi + c * si for vi, si in zip(v, states[slot])]
+            else:
+                v[1 + slot - n] += c
+        states.append(v)
     label = f"linearize({solver!r}, nfe={nfe}, {'grid' if grid is not None else schedule})"
-    return NSCoefficients(times=[c[0] for c in calls], a=a, b=b, kind=kind, t_start=float(res.times[0]),
-                          t_end=float(res.times[-1]), source=label, order=int(solver.order))
+    return NSCoefficients(times=list(plan.model_times), a=[v[0] for v in states[1:]],
+                          b=[v[1: j + 2] for j, v in enumerate(states[1:])], kind=kind, t_start=plan.grid[0],
+                          t_end=plan.grid[-1], source=label, order=int(solver.order))
