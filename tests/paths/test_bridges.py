@@ -47,7 +47,7 @@ def test_closed_form_matches_sinkhorn_on_samples():
     w = torch.full((600,), 1 / 600, dtype=torch.float64)
     plan = ot.sinkhorn(w, w, cost, EPS, numItermax=5000, stopThr=1e-10)
     c = (x0 - x0.mean(0)).T @ plan @ (x1 - x1.mean(0))
-    assert torch.allclose(c, gb.cross_cov, atol=0.12), (c, gb.cross_cov)
+    assert torch.allclose(c, gb.cross_cov, atol=0.06), (c, gb.cross_cov)  # measured 0.018
 
 
 def test_light_sb_closed_form_drift_and_plan_equal_the_gaussian_bridge():
