@@ -55,7 +55,6 @@ class KineticOptimal(Interpolant):
         if len(p) != len(q):
             raise ConfigError("noise_modes", f"must have as many entries as signal_modes ({len(p)}), got {len(q)}")
         self.signal_modes, self.noise_modes = p, q
-        self._params = {"signal_modes": p, "noise_modes": q}
         self._p = torch.tensor(p, dtype=torch.float64)
         self._q = torch.tensor(q, dtype=torch.float64)
         grid = torch.linspace(0.0, 1.0, 2001, dtype=torch.float64)[1:-1]
