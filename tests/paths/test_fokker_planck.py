@@ -112,3 +112,27 @@ def test_bad_input_is_named():
         FokkerPlanckRegularizer(lin, weight=-1.0)
     with pytest.raises(ConfigError, match="mean/var"):
         gaussian_ode_sde_gap([0.0], [-1.0], lin, 0.1, _eps)
+
+
+def test_solver_error_regulariser_vanishes_on_straight_fields_and_is_differentiable():
+    from workbench import solvers
+    from workbench.training.regularizers import SolverErrorRegularizer
+
+    reg = SolverErrorRegularizer(rtol=1e-3, atol=1e-3)
+    x0 = torch.randn(64, 2, dtype=torch.float64, generator=_gen(9))
+    # a constant field is integrated exactly: every local error estimate vanishes (to rounding)
+    const = reg.solve(lambda x, t: torch.ones_like(x), x0)
+    assert float(const.penalty) < 1e-12 and const.rejected == 0
+    # on the exact ring field: several accepted steps covering [0, 1], each within tolerance, and the penalty is
+    # differentiable in a model parameter
+    ring, lin = gmm2d_ring(), interpolants.get("linear")
+    scale = torch.nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
+    vel = lambda x, t: scale * ring.velocity(x, t.clamp(max=1 - 1e-9), lin)
+    out = reg.solve(vel, x0)
+    assert out.accepted > 1 and out.penalty.requires_grad and max(out.errors) <= 1.0
+    out.penalty.backward()
+    g = float(scale.grad)
+    assert g == g and g != 0.0  # finite, nonzero (the controller is detached, so no finite-difference identity)
+    assert sum(out.steps) == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="rtol"):
+        SolverErrorRegularizer(rtol=0.0)
