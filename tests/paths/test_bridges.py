@@ -66,16 +66,18 @@ def test_light_sb_closed_form_drift_and_plan_equal_the_gaussian_bridge():
 def test_light_sb_trained_from_samples_recovers_coupling_and_drift():
     gb = GaussianBridge(M0, A, M1, B, EPS)
     g = _gen(3)
-    x0, x1 = gb.sample_plan(1500, g)
-    x1 = x1[torch.randperm(1500, generator=g)]  # unpaired sample sets
+    x0, x1 = gb.sample_plan(1000, g)
+    x1 = x1[torch.randperm(1000, generator=g)]  # unpaired sample sets
     sb = LightSB(2, 1, EPS)
-    log = sb.fit(x0, x1, iterations=200, lr=0.05, generator=g)
+    log = sb.fit(x0, x1, iterations=150, lr=0.06, generator=g)
     assert log.loss[-1] < log.loss[0]
     with torch.no_grad():
         cross = A @ sb.S[0].T  # Cov(X0, X1) = A S^T for the plan N(r + S x0, εS)
+        print("trained cross-cov error", float((cross - gb.cross_cov).abs().max()))
         assert torch.allclose(cross, gb.cross_cov, atol=0.08), (cross, gb.cross_cov)
         x = M0 + torch.randn(256, 2, dtype=torch.float64, generator=g) @ torch.linalg.cholesky(A).T
         err = (sb.drift(x, 0.5) - gb.drift(x, 0.5)).norm(dim=1).mean() / gb.drift(x, 0.5).norm(dim=1).mean()
+        print("drift relative error", float(err))
         assert err < 0.1, float(err)
 
 
@@ -124,12 +126,15 @@ def test_multi_marginal_light_from_samples_recovers_pairwise_bridges():
     g = _gen(7)
     samples = [means[i] + torch.randn(1200, 2, dtype=torch.float64, generator=g) @ torch.linalg.cholesky(covs[i]).T
                for i in range(3)]
-    mm = LightMultiMarginalBridge(times, EPS, n_components=1).fit(samples, iterations=200, lr=0.05, generator=g)
+    mm = LightMultiMarginalBridge(times, EPS, n_components=1).fit(samples, iterations=150, lr=0.06, generator=g)
     for k, sb in enumerate(mm.bridges):
         with torch.no_grad():
+            print("interval", k, "cross-cov error", float((covs[k] @ sb.S[0].T - truth.bridges[k].cross_cov).abs().max()))
             assert torch.allclose(covs[k] @ sb.S[0].T, truth.bridges[k].cross_cov, atol=0.1)
     paths = mm.sample_paths(samples[0], g)
-    assert float(sliced_wasserstein(paths[:, 2], samples[2], generator=_gen(8))) < 0.15
+    sw_end = float(sliced_wasserstein(paths[:, 2], samples[2], generator=_gen(8)))
+    print("end-marginal SW2", sw_end)
+    assert sw_end < 0.15
 
 
 def test_registry_and_bad_input():
