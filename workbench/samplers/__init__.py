@@ -2,8 +2,15 @@
 through a sampler, mean-reverting diffusion, Denoising MCMC.
 
 ODE/SDE step rules that fit :class:`~workbench.solvers.FixedStepSolver` are registered in ``workbench.solvers``
-(``bdia``, ``mrs``); the entry points that are not a single solver run live here.
+(``bdia``, ``ddim``, ``mrs``); the sampling systems that are more than one solver run are registered here
+(:data:`SAMPLERS`).
 """
+from .registry import SAMPLERS
 from .inversion import Inversion, invert, regenerate
+from . import pfgmpp  # noqa: F401  (registers "pfgmpp")
+from .pfgmpp import PFGMPP
 
-__all__ = ["Inversion", "invert", "regenerate"]
+get = SAMPLERS.get
+names = SAMPLERS.names
+
+__all__ = ["SAMPLERS", "get", "names", "Inversion", "invert", "regenerate", "PFGMPP"]
