@@ -104,8 +104,9 @@ def sample_with_grad(solver: Union[str, Solver], field: Field, x: torch.Tensor, 
             L = loss(xk)
             grads = torch.autograd.grad(L, (x_in, *params), allow_unused=True)
         return GradResult(xk.detach(), float(L.detach()), grads[0], _zeros_for_none(grads[1:], params), field.nfe, method)
-    # adjoint
-    res = s.sample(field, x.detach(), nfe, grid=grid)
+    # adjoint: the forward run keeps no graph
+    with torch.no_grad():
+        res = s.sample(field, x.detach(), nfe, grid=grid)
     forward_nfe = res.nfe
     with torch.enable_grad():
         xe = res.x.detach().requires_grad_(True)
