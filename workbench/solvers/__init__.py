@@ -24,6 +24,7 @@ from . import nonstationary  # noqa: F401
 from .nonstationary import NonStationary, NSCoefficients, linearize
 from .sde import EulerMaruyama
 from . import bdia  # noqa: F401  (samplers room: exactly invertible BDIA-DDIM)
+from . import mrs  # noqa: F401  (samplers room: MRS mean-reverting ODE/SDE solvers)
 
 get = SOLVERS.get
 names = SOLVERS.names
