@@ -12,6 +12,7 @@ from .pfgmpp import PFGMPP
 from . import feynman_kac  # noqa: F401  (registers "fk_anneal", "fk_product", "fk_reward")
 from .adjoint import GradResult, sample_with_grad
 from .mean_reverting import MeanRevertingTask
+from .denoising_mcmc import ChainState, DenoisingMCMC
 from .feynman_kac import Annealed, Product, RewardTilted, SMCResult, product_of_mixtures, smc
 
 get = SAMPLERS.get
@@ -19,4 +20,5 @@ names = SAMPLERS.names
 
 __all__ = ["SAMPLERS", "get", "names", "Inversion", "invert", "regenerate", "PFGMPP",
            "Annealed", "Product", "RewardTilted", "SMCResult", "product_of_mixtures", "smc",
-           "GradResult", "sample_with_grad", "MeanRevertingTask"]
+           "GradResult", "sample_with_grad", "MeanRevertingTask",
+           "ChainState", "DenoisingMCMC"]
