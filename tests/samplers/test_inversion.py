@@ -83,3 +83,10 @@ def test_invert_refuses_what_it_cannot_invert(data):
         solvers.get("bdia", gamma=0.0)
     with pytest.raises(ConfigError, match="inversion"):
         regenerate("bdia", field, invert("euler", field, x, 10))
+
+
+def test_entry_points_ignore_a_budget_left_by_an_earlier_run(data):
+    I, field, x = data
+    solvers.get("euler").sample(field, x, 3)  # leaves a budget of 3 on the shared field (pre per-run counting)
+    inv = invert("bdia", field, x, 10)
+    assert inv.nfe == 10 and float((regenerate("bdia", field, inv) - x).abs().max()) <= 1e-10

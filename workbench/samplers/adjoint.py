@@ -34,6 +34,7 @@ from ..schedules.base import Schedule
 from ..solvers import SOLVERS, Solver
 from ..solvers.bdia import DDIM
 from ..solvers.runge_kutta import ExplicitRK
+from .counting import CountedField
 
 METHODS = ("backprop", "checkpoint", "adjoint")
 
@@ -94,16 +95,16 @@ def sample_with_grad(solver: Union[str, Solver], field: Field, x: torch.Tensor, 
             raise ConfigError("method", f"'checkpoint' recomputes one step at a time and needs a single-step solver "
                                         f"(euler, heun, midpoint, rk4, rk4_38, ddim); got {s.name!r}")
         ts = [float(v) for v in grid]
-        field.reset()
+        run = CountedField(field)
         with torch.enable_grad():
             xk = x_in
             for i in range(len(ts) - 1):
                 def one(z, i=i):
-                    return s.step(field, z, ts[i], ts[i + 1], i, {}, None)[0]
+                    return s.step(run, z, ts[i], ts[i + 1], i, {}, None)[0]
                 xk = checkpoint(one, xk, use_reentrant=False)
             L = loss(xk)
             grads = torch.autograd.grad(L, (x_in, *params), allow_unused=True)
-        return GradResult(xk.detach(), float(L.detach()), grads[0], _zeros_for_none(grads[1:], params), field.nfe, method)
+        return GradResult(xk.detach(), float(L.detach()), grads[0], _zeros_for_none(grads[1:], params), run.nfe, method)
     # adjoint: the forward run keeps no graph
     with torch.no_grad():
         res = s.sample(field, x.detach(), nfe, grid=grid)
@@ -112,17 +113,17 @@ def sample_with_grad(solver: Union[str, Solver], field: Field, x: torch.Tensor, 
         xe = res.x.detach().requires_grad_(True)
         L = loss(xe)
         (a,) = torch.autograd.grad(L, xe)
-    gx, ga, gp = adjoint_backward(field, res.x.detach(), a, params, torch.flip(grid, [0]))
-    return GradResult(res.x.detach(), float(L.detach()), ga, gp, forward_nfe + field.nfe, method, {"x_start_error": float((gx - x).norm())})
+    run = CountedField(field)
+    gx, ga, gp = adjoint_backward(run, res.x.detach(), a, params, torch.flip(grid, [0]))
+    return GradResult(res.x.detach(), float(L.detach()), ga, gp, forward_nfe + run.nfe, method, {"x_start_error": float((gx - x).norm())})
 
 
 def adjoint_backward(field: Field, x_end: torch.Tensor, a_end: torch.Tensor, params: Tuple[torch.Tensor, ...],
                      grid: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, Tuple[torch.Tensor, ...]]:
     r"""Integrate the augmented adjoint system :math:`(x, a, g)` with RK4 along ``grid`` (decreasing, ``t_end → t_start``).
 
-    Returns the reconstructed start state, :math:`a(t_{start})` and :math:`g(t_{start})`. ``field.nfe`` counts its calls.
+    Returns the reconstructed start state, :math:`a(t_{start})` and :math:`g(t_{start})` (4 model calls per step).
     """
-    field.reset()
 
     def rhs(t: float, x: torch.Tensor, a: torch.Tensor):
         with torch.enable_grad():

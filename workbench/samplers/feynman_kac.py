@@ -36,6 +36,7 @@ from ..models.field import Field
 from ..models.gmm import GaussianMixture
 from ..schedules.base import SCHEDULES
 from ..solvers.sde import check_eps
+from .counting import clear_stale_budget
 from .registry import register
 
 
@@ -273,6 +274,8 @@ def smc(target: FKTarget, n_particles: int, steps: int, eps: float = 1.0, shape:
     grid = sched.grid(steps, target.interpolant, t_start, t_end)
     ts = grid.tolist()
     R, n = replicas, n_particles
+    for f in target.fields:
+        clear_stale_budget(f)  # the run counts its own calls (nfe below)
     x = target.start(R * n, tuple(shape), t_start, g, dtype, device)
     logw = torch.zeros(R, n, dtype=dtype, device=device)
     log_z = torch.full((R,), target.log_z_start(int(math.prod(shape)), t_start), dtype=dtype, device=device)

@@ -22,6 +22,7 @@ from ..models.field import Field
 from ..schedules.base import Schedule
 from ..solvers import SOLVERS, Solver
 from ..solvers.bdia import ddim_delta
+from .counting import CountedField
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,11 @@ def invert(solver: Union[str, Solver], field: Field, x: torch.Tensor, nfe: int,
         grid = s.make_grid(field, nfe, schedule, t_start, t_end)
     ts = [float(v) for v in grid]
     if getattr(s, "exact_inverse", False):
-        before = field.nfe
-        pred = field.predict(x, ts[-1])
+        run = CountedField(field)
+        pred = run.predict(x, ts[-1])
         x_prev = x + ddim_delta(pred, ts[-1], ts[-2])
-        x0, x1 = s.backward_pair(field, x_prev, x, grid)  # type: ignore[attr-defined]
-        return Inversion(x0, (x0, x1), grid, True, field.nfe - before, s.name)
+        x0, x1 = s.backward_pair(run, x_prev, x, grid)  # type: ignore[attr-defined]
+        return Inversion(x0, (x0, x1), grid, True, run.nfe, s.name)
     back = torch.flip(grid, [0])
     res = s.sample(field, x, nfe, grid=back)
     return Inversion(res.x, (res.x,), grid, False, res.nfe, s.name)
@@ -93,6 +94,6 @@ def regenerate(solver: Union[str, Solver], field: Field, inversion: Inversion) -
         if len(inversion.latent) != 2:
             raise ConfigError("inversion", f"{s.name!r} needs the pair latent of its own inversion; this one came "
                                            f"from {inversion.solver!r}")
-        return s.forward_pair(field, inversion.latent[0], inversion.latent[1], inversion.grid)[1]  # type: ignore[attr-defined]
+        return s.forward_pair(CountedField(field), inversion.latent[0], inversion.latent[1], inversion.grid)[1]  # type: ignore[attr-defined]
     nfe = s.nfe_for_steps(len(inversion.grid) - 1)
     return s.sample(field, inversion.latent[0], nfe, grid=inversion.grid).x
