@@ -17,3 +17,11 @@ def vp_reference(gmm2d):
     I = interpolants.get("vp")
     x0 = gmm2d.sample_start(I, 0.0, 16, torch.Generator().manual_seed(0))
     return I, gmm2d.field(I, "cpu", torch.float64), x0, gmm2d.reference(I, x0, 0.0, 0.99)
+
+
+@pytest.fixture(scope="session")
+def linear_reference(gmm2d):
+    """Linear interpolant on [0, 1]: 16 exact start states and their exact PF-ODE images."""
+    I = interpolants.get("linear")
+    x0 = gmm2d.sample_start(I, 0.0, 16, torch.Generator().manual_seed(0))
+    return I, gmm2d.field(I, "cpu", torch.float64), x0, gmm2d.reference(I, x0, 0.0, 1.0)

@@ -16,8 +16,8 @@ Three methods, one entry point :func:`sample_with_grad`:
 
 * ``"backprop"``: autograd through every step of the solver (memory grows with the steps; the exact gradient of the
   *discrete* map);
-* ``"checkpoint"``: the same gradient, but each step's activations are recomputed in the backward pass
-  (:func:`torch.utils.checkpoint.checkpoint`; single-step solvers);
+* ``"checkpoint"``: the same gradient, keeping only each step's input state: the backward pass recomputes one step
+  at a time and takes its vector–Jacobian product (memory: the states plus one step's activations; single-step solvers);
 * ``"adjoint"``: the adjoint ODE above (approximates the gradient of the *exact* flow map to RK4's order 4).
 """
 from __future__ import annotations
@@ -26,7 +26,6 @@ from dataclasses import dataclass, field as dc_field
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
-from torch.utils.checkpoint import checkpoint
 
 from ..errors import ConfigError
 from ..models.field import Field
@@ -96,15 +95,22 @@ def sample_with_grad(solver: Union[str, Solver], field: Field, x: torch.Tensor, 
                                         f"(euler, heun, midpoint, rk4, rk4_38, ddim); got {s.name!r}")
         ts = [float(v) for v in grid]
         run = CountedField(field)
-        with torch.enable_grad():
-            xk = x_in
+        inputs = [x.detach()]
+        with torch.no_grad():  # forward: keep only each step's input state
             for i in range(len(ts) - 1):
-                def one(z, i=i):
-                    return s.step(run, z, ts[i], ts[i + 1], i, {}, None)[0]
-                xk = checkpoint(one, xk, use_reentrant=False)
-            L = loss(xk)
-            grads = torch.autograd.grad(L, (x_in, *params), allow_unused=True)
-        return GradResult(xk.detach(), float(L.detach()), grads[0], _zeros_for_none(grads[1:], params), run.nfe, method)
+                inputs.append(s.step(run, inputs[-1], ts[i], ts[i + 1], i, {}, None)[0])
+        with torch.enable_grad():
+            xe = inputs[-1].detach().requires_grad_(True)
+            L = loss(xe)
+            (a,) = torch.autograd.grad(L, xe)
+            gp = [torch.zeros_like(p) for p in params]
+            for i in range(len(ts) - 2, -1, -1):  # backward: recompute step i, one vector–Jacobian product
+                xi = inputs[i].detach().requires_grad_(True)
+                out = s.step(run, xi, ts[i], ts[i + 1], i, {}, None)[0]
+                vj = torch.autograd.grad(out, (xi, *params), a, allow_unused=True)
+                a = vj[0]
+                gp = [g if v is None else g + v for g, v in zip(gp, vj[1:])]
+        return GradResult(inputs[-1], float(L.detach()), a, tuple(gp), run.nfe, method)
     # adjoint: the forward run keeps no graph
     with torch.no_grad():
         res = s.sample(field, x.detach(), nfe, grid=grid)
