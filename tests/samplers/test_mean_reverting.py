@@ -68,7 +68,7 @@ def test_data_sde_exact_in_law_for_point_mass(order):
     I = interpolants.get("mean_reverting")
     c = torch.tensor([[1.5, -0.5]], dtype=torch.float64)
     f = _point_mass_field(I, c)
-    s = solvers.get("mrs", order=order, prediction="data", sde=True)
+    s = solvers.get("mrs_sde", history=order, prediction="data")
     grid = s.make_grid(f, 3, "logsnr", T0, T1).tolist()
     g = torch.Generator().manual_seed(1)
     u = torch.randn(16, 2, dtype=torch.float64, generator=g)
@@ -128,7 +128,7 @@ def test_mrs_sde_strong_order_one(order, prediction):
     task = MeanRevertingTask(PROBLEMS.get("gaussian").gmm, MU)
     f, I = task.field(), task.interpolant
     y0 = task.to_deviation(task.sample_start(64, T0, torch.Generator().manual_seed(0)))
-    s = solvers.get("mrs", order=order, prediction=prediction, sde=True)
+    s = solvers.get("mrs_sde", history=order, prediction=prediction)
     assert s.order == 1 and s.stochastic
     fine = 256
     grid = s.make_grid(f, fine, "logsnr", T0, T1)
@@ -143,6 +143,8 @@ def test_mrs_sde_strong_order_one(order, prediction):
 def test_bad_input():
     with pytest.raises(ConfigError, match="order"):
         solvers.get("mrs", order=3)
+    with pytest.raises(ConfigError, match="history"):
+        solvers.get("mrs_sde", history=0)
     with pytest.raises(ConfigError, match="prediction"):
         solvers.get("mrs", prediction="velocity")
     with pytest.raises(ConfigError, match="mu"):

@@ -35,23 +35,22 @@ class MeanReverting(Interpolant):
     """
 
     def __init__(self, theta: float = 2.0, lam: float = 1.0):
-        self.theta_c = check_positive("theta", theta, strict=False)
+        self.theta = check_positive("theta", theta, strict=False)
         self.lam = check_positive("lam", lam)
-        self._params = {"theta": self.theta_c, "lam": self.lam}
 
-    def theta(self, t: torch.Tensor) -> torch.Tensor:
+    def rate(self, t: torch.Tensor) -> torch.Tensor:
         """:math:`\theta_s = \theta + 1/(1-s)` at ``s = 1 − t`` (infinite at t = 0)."""
-        return self.theta_c + 1.0 / t
+        return self.theta + 1.0 / t
 
     def theta_bar(self, t: torch.Tensor) -> torch.Tensor:
         """:math:`\bar\theta(s) = \theta s - \log(1-s)` at ``s = 1 − t``."""
-        return self.theta_c * (1.0 - t) - torch.log(t)
+        return self.theta * (1.0 - t) - torch.log(t)
 
     def beta(self, t):
-        return t * torch.exp(-self.theta_c * (1.0 - t))
+        return t * torch.exp(-self.theta * (1.0 - t))
 
     def d_beta(self, t):
-        return (1.0 + self.theta_c * t) * torch.exp(-self.theta_c * (1.0 - t))
+        return (1.0 + self.theta * t) * torch.exp(-self.theta * (1.0 - t))
 
     def alpha(self, t):
         b = self.beta(t)

@@ -94,11 +94,18 @@ def sample_with_grad(solver: Union[str, Solver], field: Field, x: torch.Tensor, 
             raise ConfigError("method", f"'checkpoint' recomputes one step at a time and needs a single-step solver "
                                         f"(euler, heun, midpoint, rk4, rk4_38, ddim); got {s.name!r}")
         ts = [float(v) for v in grid]
-        run = CountedField(field)
+        calls = [0]
+
+        def one_step(z: torch.Tensor, i: int) -> torch.Tensor:
+            """Step ``i`` alone: a single-step solver's run on the one interval ``[t_i, t_{i+1}]``."""
+            r = s.sample(field, z, s.evals_per_step, grid=grid[i:i + 2])
+            calls[0] += r.nfe
+            return r.x
+
         inputs = [x.detach()]
         with torch.no_grad():  # forward: keep only each step's input state
             for i in range(len(ts) - 1):
-                inputs.append(s.step(run, inputs[-1], ts[i], ts[i + 1], i, {}, None)[0])
+                inputs.append(one_step(inputs[-1], i))
         with torch.enable_grad():
             xe = inputs[-1].detach().requires_grad_(True)
             L = loss(xe)
@@ -106,11 +113,11 @@ def sample_with_grad(solver: Union[str, Solver], field: Field, x: torch.Tensor, 
             gp = [torch.zeros_like(p) for p in params]
             for i in range(len(ts) - 2, -1, -1):  # backward: recompute step i, one vector–Jacobian product
                 xi = inputs[i].detach().requires_grad_(True)
-                out = s.step(run, xi, ts[i], ts[i + 1], i, {}, None)[0]
+                out = one_step(xi, i)
                 vj = torch.autograd.grad(out, (xi, *params), a, allow_unused=True)
                 a = vj[0]
                 gp = [g if v is None else g + v for g, v in zip(gp, vj[1:])]
-        return GradResult(inputs[-1], float(L.detach()), a, tuple(gp), run.nfe, method)
+        return GradResult(inputs[-1], float(L.detach()), a, tuple(gp), calls[0], method)
     # adjoint: the forward run keeps no graph
     with torch.no_grad():
         res = s.sample(field, x.detach(), nfe, grid=grid)

@@ -61,7 +61,6 @@ class BDIA(FixedStepSolver):
             raise ConfigError("gamma", f"must be in (0, 1] (γ = 0 is plain DDIM, which has no exact inverse), got {gamma!r}")
         self.gamma = g
         self.order = 2 if g == 1.0 else 1
-        self._params = {"gamma": g}
 
     def bidirectional(self, pred: Prediction, x_prev: torch.Tensor, t_prev: float, t: float, t_next: float) -> torch.Tensor:
         """One BDIA update :math:`x_{k+1}` from :math:`(x_{k-1}, x_k)` and the prediction at :math:`x_k`."""
@@ -121,9 +120,6 @@ class DDIM(FixedStepSolver):
     """
 
     order, evals_per_step = 1, 1
-
-    def __init__(self):
-        self._params = {}
 
     def step(self, field, x, t, t_next, index, state, generator):
         pred = field.predict(x, t)
