@@ -61,6 +61,12 @@ ORDER_CHECKS: Dict[str, Union[Tuple[OrderCheck, ...], str]] = {
     "time_shifted": (OrderCheck({"base": "dpmpp_3m", "offset": 0.0}),),
     "nonstationary": (OrderCheck(),),
     "euler_maruyama": (OrderCheck({"eps": 0.0}),),
+    "bdia": (OrderCheck(), OrderCheck({"gamma": 0.5})),
+    "ddim": (OrderCheck(),),
+    "mrs": (OrderCheck({"order": 1}), OrderCheck(paths=("vp",)), OrderCheck({"order": 2, "prediction": "noise"}, paths=("vp",)),
+            OrderCheck({"order": 1, "prediction": "noise"}, paths=("vp",))),
+    "mrs_sde": "stochastic: strong order 1 on a shared Brownian path in "
+               "tests/samplers/test_mean_reverting.py::test_mrs_sde_strong_order_one",
     "dopri5": "adaptive (error control, not a step count): counts and tolerance in "
               "tests/core/test_solvers.py::test_dopri5_reports_counts_and_respects_budget and vs torchdiffeq",
     "pc": "stochastic (reverse-diffusion predictor + Langevin corrector): its law is checked in "

@@ -9,6 +9,7 @@ from .base import PREDICTIONS, Coefficients, Interpolant, canonical_prediction
 from .registry import INTERPOLANTS
 from . import linear, trig, diffusion, stochastic  # noqa: F401  (register the families)
 from . import kinetic_optimal  # noqa: F401  (kinetic-optimal Gaussian path)
+from . import mean_reverting  # noqa: F401  (samplers room: IR-SDE deviation path)
 from .linear import Linear
 from .trig import Trigonometric
 from .diffusion import VE, VP, SubVP

@@ -26,7 +26,7 @@ import torch
 
 from ..errors import BudgetExceededError, ConfigError, NonFiniteError
 from ..interpolants.base import check_positive
-from ..models.field import Field, as_field
+from ..models.field import Field, RunField, as_field
 
 METHODS = ("exact", "hutchinson")
 PROBES = ("rademacher", "gaussian")
@@ -179,8 +179,8 @@ def log_likelihood(field: Any, x: torch.Tensor, method: str = "exact", n_probes:
             probes = torch.randint(0, 2, shape, generator=generator).to(device=x.device, dtype=x.dtype) * 2 - 1
         else:
             probes = torch.randn(shape, generator=generator, dtype=x.dtype).to(x.device)
+    f = RunField(f)  # this computation's own call count
     aug = _Augmented(f, method, probes)
-    f.reset(None)
     l0 = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     if solver == "dopri5":
         xb, lb, steps, rej = _dopri5(aug, x.detach(), l0, t_data, t_base, check_positive("rtol", rtol),

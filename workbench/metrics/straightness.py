@@ -20,7 +20,7 @@ from typing import Any, Union
 import torch
 
 from ..errors import ConfigError
-from ..models.field import as_field
+from ..models.field import RunField, as_field
 
 
 @dataclass
@@ -56,7 +56,7 @@ def straightness(field: Any, x0: torch.Tensor, nfe: int = 64, solver: str = "rk4
     if sol.adaptive or sol.stochastic:
         raise ConfigError("solver", f"straightness needs a deterministic fixed-step solver, got {solver!r}")
     grid = sol.make_grid(f, nfe, schedule, t_start, t_end)
-    f.reset(None)
+    f = RunField(f)  # this measurement's own call count
     times, vels = [], []
     x = x0
     for step in sol.iterate(f, x0, grid):

@@ -23,6 +23,8 @@ from .runge_kutta import RK4, SSPRK3, Euler, ExplicitRK, Heun, Heun3, Kutta3, Mi
 from . import nonstationary  # noqa: F401
 from .nonstationary import NonStationary, NSCoefficients, linearize
 from .sde import EulerMaruyama
+from . import bdia  # noqa: F401  (samplers room: exactly invertible BDIA-DDIM)
+from . import mrs  # noqa: F401  (samplers room: MRS mean-reverting ODE/SDE solvers)
 
 get = SOLVERS.get
 names = SOLVERS.names
