@@ -261,13 +261,16 @@ def linearize(solver: Union[str, Solver], field: Union[Field, Interpolant], nfe:
                                   f"time it evaluates ({exc}); try kind='velocity', 'x1' or 'noise'") from None
     n = plan.n
     states = [[1.0] + [0.0] * n]  # y_k over (x0, K_0 .. K_{n-1})
+    derived = {ds: (k, al) for k, ds_list in enumerate(program.derive) for ds, al in ds_list}  # y_k + al K_k
     for j, ((ls, lc), rest) in enumerate(program.rows):
         dense = program.dense[j]
         terms = [(0, dense[0])] + [(n + k, w) for k, w in enumerate(dense[1])] if dense else [(ls, lc), *rest]
         v = [0.0] * (n + 1)
         for slot, c in terms:
-            if slot < n:
-                v = [vi + c * si for vi, si in zip(v, states[slot])]
+            k, al = derived.get(slot, (slot, 0.0)) if slot >= 2 * n else (slot, 0.0)
+            if slot < n or slot >= 2 * n:
+                v = [vi + c * si for vi, si in zip(v, states[k])]
+                v[1 + k] += c * al
             else:
                 v[1 + slot - n] += c
         states.append(v)

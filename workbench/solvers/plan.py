@@ -182,7 +182,8 @@ class Program:
     ``n + width*k + c``. Each row is ``(lead, rest)``: the new state is ``slot[lead] * c`` then ``add_`` of each
     further ``(slot, c)``. ``dense[j]`` is ``(beta, weights)`` when row ``j`` is ``beta*y_0 + Σ_k w_k raw_k`` over many
     outputs (run as one ``addmv`` over a buffer of the outputs), else ``None``. ``free[j]`` lists the slots no later
-    row reads (their tensors are dropped after row ``j``).
+    row reads (their tensors are dropped after row ``j``). ``derive[j]`` lists ``(slot, alpha)``: the derived tensor
+    ``y_j + alpha * raw_j`` formed right after evaluation ``j`` (slots from ``n + width*n`` on, see :func:`compile_plan`).
     """
 
     plan: Plan
@@ -191,6 +192,8 @@ class Program:
     rows: Tuple[Tuple[Tuple[int, float], Tuple[Tuple[int, float], ...]], ...]
     dense: Tuple[Optional[Tuple[float, Tuple[float, ...]]], ...]
     free: Tuple[Tuple[int, ...], ...]
+    derive: Tuple[Tuple[Tuple[int, float], ...], ...] = ()
+    n_derived: int = 0
 
     @property
     def uses_buffer(self) -> bool:
@@ -203,10 +206,28 @@ DENSE_AT = 6
 
 
 def compile_plan(plan: Plan, interpolant: Interpolant, raw_kind: str) -> Program:
-    """Fold every read-as-kind conversion of ``plan`` into coefficients on states and raw outputs of ``raw_kind``."""
+    """Fold every read-as-kind conversion of ``plan`` into coefficients on states and raw outputs of ``raw_kind``.
+
+    An output read as a kind :math:`K = p\,y_k + q\,\mathrm{raw}_k` by later rows is kept once as the derived tensor
+    :math:`S_k = y_k + (q/p)\,\mathrm{raw}_k` (one fused op right after the evaluation) and referenced with weight
+    :math:`c\,p`, so a history term costs one ``add_``, not two; the evaluation's own row expands it in place.
+    """
     n = plan.n
     width = 2 if raw_kind == DATA_SCORE else 1
+    base_d = n + width * n
     reads: Dict[Tuple[int, str], Tuple[float, Tuple[float, ...]]] = {}
+    for j, row in enumerate(plan.rows):
+        for kind, k, _ in row:
+            if kind != STATE and (k, kind) not in reads:
+                reads[(k, kind)] = read_coefficients(interpolant, raw_kind, plan.model_times[k], kind, plan.times[k])
+    later = {(k, kind) for j, row in enumerate(plan.rows) for kind, k, _ in row if kind != STATE and k != j}
+    derived: Dict[Tuple[int, str], int] = {}
+    derive: List[List[Tuple[int, float]]] = [[] for _ in range(n)]
+    for (k, kind) in sorted(later):
+        p, q = reads[(k, kind)]
+        if width == 1 and p != 0.0 and q[0] != 0.0:
+            derived[(k, kind)] = base_d + len(derived)
+            derive[k].append((derived[(k, kind)], q[0] / p))
     rows, dense = [], []
     last_use: Dict[int, int] = {}
     for j, row in enumerate(plan.rows):
@@ -215,10 +236,11 @@ def compile_plan(plan: Plan, interpolant: Interpolant, raw_kind: str) -> Program
             if kind == STATE:
                 acc[k] = acc.get(k, 0.0) + c
                 continue
-            key = (k, kind)
-            if key not in reads:
-                reads[key] = read_coefficients(interpolant, raw_kind, plan.model_times[k], kind, plan.times[k])
-            p, q = reads[key]
+            p, q = reads[(k, kind)]
+            if k != j and (k, kind) in derived:
+                slot = derived[(k, kind)]
+                acc[slot] = acc.get(slot, 0.0) + c * p
+                continue
             if p != 0.0:
                 acc[k] = acc.get(k, 0.0) + c * p
             for comp, qc in enumerate(q):
@@ -226,9 +248,9 @@ def compile_plan(plan: Plan, interpolant: Interpolant, raw_kind: str) -> Program
                     slot = n + width * k + comp
                     acc[slot] = acc.get(slot, 0.0) + c * qc
         items = sorted((s, c) for s, c in acc.items() if c != 0.0)
-        raw_items = [(s, c) for s, c in items if s >= n]
-        states = {s for s, _ in items if s < n}
-        if width == 1 and len(raw_items) > DENSE_AT and states <= {0}:
+        raw_items = [(s, c) for s, c in items if n <= s < base_d]
+        others = {s for s, _ in items if s < n or s >= base_d}
+        if width == 1 and len(raw_items) > DENSE_AT and others <= {0}:
             w = [0.0] * (j + 1)
             for s, c in raw_items:
                 w[s - n] = c
@@ -248,7 +270,8 @@ def compile_plan(plan: Plan, interpolant: Interpolant, raw_kind: str) -> Program
     free: List[List[int]] = [[] for _ in range(n)]
     for slot, j in last_use.items():
         free[j].append(slot)
-    return Program(plan, raw_kind, width, tuple(rows), tuple(dense), tuple(tuple(f) for f in free))
+    return Program(plan, raw_kind, width, tuple(rows), tuple(dense), tuple(tuple(f) for f in free),
+                   tuple(tuple(d) for d in derive), len(derived))
 
 
 def combine_terms(lead: torch.Tensor, c0: float, rest: Sequence[Tuple[torch.Tensor, float]]) -> torch.Tensor:
@@ -288,7 +311,7 @@ def execute(program: Program, field: Field, x: torch.Tensor) -> Iterator[Tuple[i
     if n > 0:
         tts = list(torch.tensor(mtimes, dtype=x.dtype).to(x.device)[:, None].expand(n, x.shape[0])
                    .contiguous().unbind(0))
-    slots: List[Any] = [None] * (n + width * n)
+    slots: List[Any] = [None] * (n + width * n + program.n_derived)
     slots[0] = x
     buf = vecs = mats = flat0 = None
     if program.uses_buffer:
@@ -297,7 +320,7 @@ def execute(program: Program, field: Field, x: torch.Tensor) -> Iterator[Tuple[i
         rowsv = list(buf.unbind(0))
         mats = [buf[: j + 1].t() for j in range(n)]
         vecs = {j: torch.tensor(d[1], dtype=x.dtype).to(x.device) for j, d in enumerate(program.dense) if d is not None}
-    ends, rows, dense, free = plan.ends, program.rows, program.dense, program.free
+    ends, rows, dense, free, derive = plan.ends, program.rows, program.dense, program.free, program.derive
     first = None  # the prediction at the current step's first evaluation (what a Step reports)
     for j in range(n):
         y = slots[j]
@@ -310,6 +333,8 @@ def execute(program: Program, field: Field, x: torch.Tensor) -> Iterator[Tuple[i
             slots[base] = raw
         else:
             slots[base], slots[base + 1] = raw
+        for ds, al in derive[j]:
+            slots[ds] = torch.add(y, raw, alpha=al)
         if buf is not None:
             rowsv[j].copy_(raw.reshape(-1))  # type: ignore[union-attr]
         d = dense[j]
