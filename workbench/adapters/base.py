@@ -78,7 +78,8 @@ class ModelProblem(Problem):
 
     Args:
         model: the adapted model.
-        x_start: the user's start states (optional; else Gaussian noise scaled to the marginal at ``t_start``).
+        x_start: the user's start states (optional; gives the sample shape). Drawn start states (e.g. fit pilots) are
+            Gaussian noise scaled like the marginal of N(0, I) data at ``t_start``.
     """
 
     exact = False
@@ -111,8 +112,7 @@ class ModelProblem(Problem):
         return self.model.field()
 
     def sample_start(self, interpolant, t_start, n, generator):
-        if self.x_start is not None:
-            return self.x_start.detach().to(torch.float64).cpu()
+        """Fresh Gaussian start states (the user's own are used by the experiment itself: this draws pilots)."""
         c = interpolant.coefficients(float(t_start))
         scale = (c.sigma ** 2 + c.signal ** 2) ** 0.5  # N(0, I)-like data: the marginal's scale
         return scale * torch.randn((n, *self.shape), generator=generator, dtype=torch.float64)
