@@ -90,12 +90,17 @@ class ModelProblem(Problem):
         if not isinstance(model, AdaptedModel):
             raise ConfigError("model", f"expected a model from workbench.adapters (from_diffusers, from_denoiser, "
                                        f"from_flow_matching, from_velocity), got {type(model).__name__}")
+        if x_start is not None and model.sample_shape is not None and tuple(x_start.shape[1:]) != tuple(model.sample_shape):
+            raise ConfigError("x_start", f"has states of shape {tuple(x_start.shape[1:])}; the model's samples have "
+                                         f"shape {tuple(model.sample_shape)}")
         self.model = model
         self.x_start = x_start
         self.name = "model"
 
     @property
     def shape(self):
+        if self.model.sample_shape is not None:
+            return tuple(self.model.sample_shape)
         if self.x_start is not None:
             return tuple(self.x_start.shape[1:])
         if self.model.sample_shape is None:
