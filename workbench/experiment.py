@@ -103,6 +103,8 @@ class Experiment:
             ``from_flow_matching``, ``from_velocity``); it replaces ``data`` and brings its own interpolant. Without an
             exact answer, ``error`` is measured against the model's own accurate ODE solution (Dormand–Prince, 1e-7).
         x_start: the start states ``(n, ...)`` at ``t_start`` (with a model or a built-in problem); sets ``n_samples``.
+        score: compare the result with the problem's reference (for a user's model, its own Dormand–Prince solve,
+            ~10³ evaluations); False skips it.
     """
 
     interpolant: str = "linear"
@@ -124,6 +126,7 @@ class Experiment:
     keep_trajectory: bool = True
     model: Optional[Any] = None
     x_start: Optional[torch.Tensor] = None
+    score: bool = True
 
     def __post_init__(self) -> None:
         for name in ("interpolant_params", "schedule_params", "solver_params", "data_params"):
@@ -342,7 +345,7 @@ def _score(exp: Experiment, res: SampleResult, start: torch.Tensor, g_target: to
     problem, interp = exp._problem, exp._interpolant
     samples = res.x.detach()
     reference = error = max_error = None
-    if not exp._solver.stochastic:
+    if not exp._solver.stochastic and exp.score:
         reference = _cached_reference(exp, start)
         if reference is not None:
             dist = (samples.to(torch.float64).cpu() - reference.cpu()).flatten(1).norm(dim=1)

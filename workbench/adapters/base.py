@@ -125,9 +125,10 @@ class ModelProblem(Problem):
     def reference(self, interpolant, x, t_start, t_end, tol=None):
         from ..solvers import SOLVERS
 
-        tol = self.reference_tol if tol is None else float(tol)
-        field = self.model.field()
         dtype = _model_dtype(self.model)
+        # a float32 network cannot be solved to 1e-7: the tolerance is floored at 8 ulp of its dtype
+        tol = max(self.reference_tol if tol is None else float(tol), 8 * torch.finfo(dtype).eps)
+        field = self.model.field()
         x = x.to(dtype)
         stop = min(float(t_end), self.model.t_max)
         if interpolant.conversion_singularity(self.model.prediction, "velocity", stop) is not None:
