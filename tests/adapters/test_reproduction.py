@@ -113,6 +113,40 @@ def test_ddim_loops_that_are_not_a_grid_and_clipping_are_refused(unet):
         scheduler_grid(diffusers.EulerDiscreteScheduler())
 
 
+def test_scheduler_configs_the_adapter_does_not_understand_name_the_field(unet):
+    for cfg, field in (({"prediction_type": "flow"}, "prediction_type"), ({"beta_schedule": "exp"}, "beta_schedule"),
+                       ({"rescale_betas_zero_snr": True}, "rescale_betas_zero_snr"),
+                       ({"timestep_type": "continuous"}, "timestep_type")):
+        with pytest.raises(ConfigError, match=field):
+            from_diffusers(unet, {"num_train_timesteps": 1000, **cfg})
+    with pytest.raises(ConfigError, match="scheduler"):
+        from_diffusers(unet, 3)
+
+
+def test_a_prediction_the_interpolant_cannot_convert_at_the_end_names_t(unet, noise):
+    """An ε-model has no velocity at σ = 0 (t = 1): a velocity solver reaching it is told where and what to do."""
+    model = from_diffusers(unet, diffusers.DDPMScheduler())
+    with pytest.raises(ConfigError, match=r"t=1.*t_end=0\.999"):
+        solvers.get("heun").sample(model.field(), noise, 4)
+    x = solvers.get("heun").sample(model.field(), noise, 4, t_end=model.t_max).x  # up to the last trained step: fine
+    assert bool(torch.isfinite(x).all())
+
+
+def test_load_a_local_diffusers_folder(unet, noise, tmp_path):
+    from workbench.adapters import load_diffusers
+
+    unet.save_pretrained(tmp_path / "pipe" / "unet")
+    diffusers.DDPMScheduler(prediction_type="v_prediction").save_pretrained(tmp_path / "pipe" / "scheduler")
+    model = load_diffusers(tmp_path / "pipe")
+    assert model.prediction_type == "v_prediction" and model.sample_shape == (3, 8, 8)
+    t = torch.full((2,), 0.5, dtype=torch.float64)
+    again = from_diffusers(unet, diffusers.DDPMScheduler(prediction_type="v_prediction"))
+    assert torch.allclose(model(noise, t), again(noise, t), atol=1e-6)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="not a diffusers pipeline or UNet folder"):
+        load_diffusers(tmp_path / "empty")
+
+
 # ---- flow_matching ---------------------------------------------------------------------------------------------
 class Velocity(torch.nn.Module):
     """A small random velocity network with flow_matching's ``forward(x, t)`` keyword contract."""

@@ -200,3 +200,32 @@ def equivalent_solver(scheduler: Any) -> Tuple[str, Dict[str, Any]]:
                          "predict": "data" if cfg.get("predict_x0", True) else "noise"}
     raise ConfigError("scheduler", f"{name} has no registered equivalent; understood: DDIMScheduler, "
                                    "EulerDiscreteScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler")
+
+
+def load_diffusers(path: str, interpolation: str = "linear") -> DiffusersModel:
+    """Load a local diffusers folder — a pipeline (``unet/`` + ``scheduler/``) or a UNet folder with its
+    ``scheduler_config.json`` beside ``config.json`` — and adapt it (:func:`from_diffusers`). Never downloads.
+
+    Raises:
+        ConfigError: ``path`` is not such a folder (the message says what was expected), or diffusers is missing.
+    """
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_dir():
+        raise ConfigError("model", f"{str(path)!r} is not a folder")
+    unet_dir = p / "unet" if (p / "unet" / "config.json").is_file() else p if (p / "config.json").is_file() else None
+    sched_dir = (p / "scheduler" if (p / "scheduler" / "scheduler_config.json").is_file()
+                 else p if (p / "scheduler_config.json").is_file() else None)
+    if unet_dir is None or sched_dir is None:
+        raise ConfigError("model", f"{str(path)!r} is not a diffusers pipeline or UNet folder: expected "
+                                   "unet/config.json and scheduler/scheduler_config.json (or config.json and "
+                                   "scheduler_config.json side by side)")
+    try:
+        import diffusers
+    except ImportError as exc:  # pragma: no cover - diffusers is a test/extra dependency
+        raise ConfigError("model", "loading a diffusers folder needs the diffusers package") from exc
+    unet = diffusers.UNet2DModel.from_pretrained(str(unet_dir), local_files_only=True).eval()
+    unet.requires_grad_(False)
+    scheduler = diffusers.DDPMScheduler.from_pretrained(str(sched_dir), local_files_only=True)
+    return from_diffusers(unet, scheduler, interpolation=interpolation)
