@@ -177,6 +177,19 @@ def equivalent_solver(scheduler: Any) -> Tuple[str, Dict[str, Any]]:
     Raises:
         ConfigError: a scheduler or an option without a deterministic equivalent here (named).
     """
+    name, params = _equivalent(scheduler)
+    from ..solvers import SOLVERS
+
+    accepted = SOLVERS.parameters(name)
+    if "variable" in accepted:  # diffusers steps in λ up to σ = 0 (its last step is first order)
+        params["variable"] = "log_snr"
+    if name == "unipc" and "history" in accepted:  # our ``order`` is the global order; diffusers' is the history
+        params["history"] = params.pop("order")
+        params["lower_order_final"] = True
+    return name, params
+
+
+def _equivalent(scheduler: Any) -> Tuple[str, Dict[str, Any]]:
     cfg = _config(scheduler)
     name = type(scheduler).__name__
     if cfg.get("thresholding") or cfg.get("clip_sample"):
@@ -192,6 +205,8 @@ def equivalent_solver(scheduler: Any) -> Tuple[str, Dict[str, Any]]:
             raise ConfigError("solver_type", f"got {cfg.get('solver_type')!r}; reproduced: 'midpoint'")
         order = int(cfg.get("solver_order", 2))
         predict = "data" if algo == "dpmsolver++" else "noise"
+        if order not in (1, 2, 3):
+            raise ConfigError("solver_order", f"got {order}; reproduced: 1, 2, 3")
         return {1: ("dpm_solver_pp", {"order": 1, "predict": predict}),
                 2: ("dpmpp_2m", {"predict": predict}),
                 3: ("dpmpp_3m", {"predict": predict})}[order]
