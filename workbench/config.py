@@ -85,9 +85,14 @@ class ConfigMeta(ABCMeta):
 
 
 class Config(metaclass=ConfigMeta):
-    """Base of immutable, value-typed configurations (see the module docstring)."""
+    """Base of immutable, value-typed configurations (see the module docstring).
+
+    Attributes:
+        _opaque_fields: names of fields kept as given and compared by identity (a user's tensor or network).
+    """
 
     __slots__ = ()
+    _opaque_fields: Tuple[str, ...] = ()
 
     # ---- freezing -------------------------------------------------------------------------------
     def _freeze(self) -> None:
@@ -95,20 +100,32 @@ class Config(metaclass=ConfigMeta):
         if d.get("_frozen", False):
             return
         values = {}
+        keyed = {}
+        opaque = getattr(type(self), "_opaque_fields", ())
         for name in config_fields(type(self)):
             if name not in d:
                 raise TypeError(
                     f"{type(self).__name__}.__init__ must store its parameter {name!r} as self.{name} "
                     "(configuration fields are the constructor's parameters)"
                 )
+            if name in opaque:  # large or foreign values (a user's tensor, a network): compared by identity
+                values[name] = d[name]
+                keyed[name] = _ByIdentity(d[name])
+                continue
             v = freeze_value(d[name])
             if isinstance(v, float) and math.isnan(v):
                 raise ConfigError(name, "must not be NaN")
             d[name] = v
-            values[name] = v
+            values[name] = keyed[name] = v
         d["_config_values"] = values
-        d["_config_key"] = (type(self), tuple(values.items()))
-        d["_config_hash"] = hash(d["_config_key"])
+        d["_config_key"] = (type(self), tuple(keyed.items()))
+        try:
+            d["_config_hash"] = hash(d["_config_key"])
+        except TypeError:  # a field value without value semantics: this instance equals only itself
+            d["_config_key"] = (type(self), _ByIdentity(self))
+            d["_config_hash"] = hash(d["_config_key"])
+        d["_config_by_identity"] = any(isinstance(v, _ByIdentity) for v in keyed.values()) or isinstance(
+            d["_config_key"][1], _ByIdentity)
         d["_frozen"] = True
         self._after_freeze()
 
@@ -163,7 +180,7 @@ class Config(metaclass=ConfigMeta):
         return self.__dict__["_config_hash"]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
+        return f"{type(self).__name__}({', '.join(f'{k}={_short_repr(v)}' for k, v in self.params().items())})"
 
     def __reduce__(self):
         # rebuild through the constructor (validation, freezing, fresh private caches)
@@ -174,6 +191,31 @@ class Config(metaclass=ConfigMeta):
 
     def __deepcopy__(self, memo):
         return self
+
+
+class _ByIdentity:
+    """A key wrapper comparing by identity (for fields with no value semantics)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ByIdentity) and other.obj is self.obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+
+def _short_repr(v: Any) -> str:
+    """``repr`` with long tuples (tables) summarised by their length, ends and a digest (still unique per value)."""
+    if isinstance(v, tuple) and len(v) > 12:
+        import hashlib
+
+        digest = hashlib.sha1(repr(v).encode()).hexdigest()[:12]
+        return f"<{len(v)} values {v[0]!r} … {v[-1]!r}, sha1 {digest}>"
+    return repr(v)
 
 
 def _rebuild(cls: type, params: Dict[str, Any]) -> Config:

@@ -10,10 +10,11 @@ naming it and listing the allowed values.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 import torch
@@ -98,6 +99,12 @@ class Experiment:
         device: ``"cpu"``, ``"cuda"``, ...; dtype: ``"float32"`` or ``"float64"``.
         t_start, t_end: integration interval within [0, 1].
         keep_trajectory: keep every state (for plots).
+        model: a user's model from :mod:`workbench.adapters` (``from_diffusers``, ``from_denoiser``,
+            ``from_flow_matching``, ``from_velocity``); it replaces ``data`` and brings its own interpolant. Without an
+            exact answer, ``error`` is measured against the model's own accurate ODE solution (Dormand–Prince, 1e-7).
+        x_start: the start states ``(n, ...)`` at ``t_start`` (with a model or a built-in problem); sets ``n_samples``.
+        score: compare the result with the problem's reference (for a user's model, its own Dormand–Prince solve,
+            ~10³ evaluations); False skips it.
     """
 
     interpolant: str = "linear"
@@ -117,15 +124,25 @@ class Experiment:
     t_start: float = 0.0
     t_end: float = 1.0
     keep_trajectory: bool = True
+    model: Optional[Any] = None
+    x_start: Optional[torch.Tensor] = None
+    score: bool = True
 
     def __post_init__(self) -> None:
         for name in ("interpolant_params", "schedule_params", "solver_params", "data_params"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(name, f"must be a dict of keyword arguments, got {getattr(self, name)!r}")
-        self.interpolant = INTERPOLANTS.canonical(self.interpolant)
+        if self.model is not None:
+            from .adapters.base import ModelProblem
+
+            self.data = ModelProblem(self.model, self.x_start)  # validates the model
+            self._interpolant = self.model.interpolant
+            self.interpolant, self.interpolant_params = self._interpolant.name, {}
+        else:
+            self.interpolant = INTERPOLANTS.canonical(self.interpolant)
+            self._interpolant = INTERPOLANTS.get(self.interpolant, **self.interpolant_params)
         self.schedule = SCHEDULES.canonical(self.schedule)
         self.solver = SOLVERS.canonical(self.solver)
-        self._interpolant = INTERPOLANTS.get(self.interpolant, **self.interpolant_params)
         self._schedule = SCHEDULES.get(self.schedule, **self.schedule_params)
         self.eps = check_eps(self.eps)
         solver_cls = SOLVERS.cls(self.solver)
@@ -143,6 +160,16 @@ class Experiment:
         else:
             self.data = PROBLEMS.canonical(self.data)
             self._problem = PROBLEMS.get(self.data, **self.data_params)
+        if self.x_start is not None:
+            if not isinstance(self.x_start, torch.Tensor) or self.x_start.dim() < 1 or self.x_start.shape[0] < 1:
+                raise ConfigError("x_start", f"must be a tensor of start states (n, ...), got {type(self.x_start).__name__}")
+            shape = tuple(self._problem.shape)
+            if tuple(self.x_start.shape[1:]) != shape:
+                raise ConfigError("x_start", f"has states of shape {tuple(self.x_start.shape[1:])}; the problem's "
+                                             f"samples have shape {shape}")
+            if not bool(torch.isfinite(self.x_start).all()):
+                raise ConfigError("x_start", "contains NaN or Inf")
+            self.n_samples = int(self.x_start.shape[0])
         if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, int) or self.n_samples < 1:
             raise ConfigError("n_samples", f"must be an integer >= 1, got {self.n_samples!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -162,12 +189,16 @@ class Experiment:
     # ---- pieces ------------------------------------------------------------------------------------
     def config(self) -> Dict[str, Any]:
         """The configuration as a JSON-able dict."""
-        d = asdict(self)
+        d = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in ("model", "x_start", "data")}
+        d["data"] = self.data if isinstance(self.data, str) else None
+        d["model"] = self.model.describe() if self.model is not None else None
+        d["x_start"] = list(self.x_start.shape) if self.x_start is not None else None
         if callable(self.eps):
             d["eps"] = getattr(self.eps, "__name__", "callable")
         if isinstance(self.data, Problem):
             d["data"] = getattr(self.data, "name", type(self.data).__name__)
         return d
+
 
     def grid(self) -> torch.Tensor:
         """The time grid the solver will use."""
@@ -180,10 +211,14 @@ class Experiment:
         return g_start, g_target, g_noise
 
     def start_states(self) -> torch.Tensor:
-        """The seeded start states on the experiment's device and dtype."""
+        """The seeded start states (or the given ``x_start``) on the experiment's device and dtype."""
         g_start, _, _ = self._generators()
-        x = self._problem.sample_start(self._interpolant, self.t_start, self.n_samples, g_start)
-        return x.to(device=self._device, dtype=self._dtype)
+        return self._sample_start(g_start).to(device=self._device, dtype=self._dtype)
+
+    def _sample_start(self, generator: torch.Generator) -> torch.Tensor:
+        if self.x_start is not None:
+            return self.x_start.detach().to(torch.float64).cpu()
+        return self._problem.sample_start(self._interpolant, self.t_start, self.n_samples, generator)
 
     def _pilot(self, n_pilot: int):
         """``(field, pilot start states, reference end states or None)`` for the fits: the start states come from
@@ -254,7 +289,7 @@ class ExperimentRun:
         self.exp = exp
         g_start, self._g_target, g_noise = exp._generators()
         field_ = exp._problem.field(exp._interpolant, exp._device, exp._dtype)
-        self.start = exp._problem.sample_start(exp._interpolant, exp.t_start, exp.n_samples, g_start)
+        self.start = exp._sample_start(g_start)
         x = self.start.to(device=exp._device, dtype=exp._dtype)
         self.grid = exp.grid()
         self._run = exp._solver.stream(field_, x, exp.nfe, grid=self.grid, return_trajectory=exp.keep_trajectory,
@@ -290,7 +325,7 @@ def _cached_reference(exp: Experiment, start: torch.Tensor) -> Optional[torch.Te
     Start states are a pure function of those fields, so repeated runs that differ only in solver, schedule
     or NFE (a sweep, a dashboard session) pay for the tight reference solve once.
     """
-    if isinstance(exp.data, Problem):
+    if isinstance(exp.data, Problem) or exp.x_start is not None:  # not a pure function of the config: no cache
         return exp._problem.reference(exp._interpolant, start, exp.t_start, exp.t_end)
     key = json.dumps([exp.data, exp.data_params, exp.interpolant, exp.interpolant_params, exp.seed,
                       exp.n_samples, exp.t_start, exp.t_end], sort_keys=True, default=str)
@@ -310,7 +345,7 @@ def _score(exp: Experiment, res: SampleResult, start: torch.Tensor, g_target: to
     problem, interp = exp._problem, exp._interpolant
     samples = res.x.detach()
     reference = error = max_error = None
-    if not exp._solver.stochastic:
+    if not exp._solver.stochastic and exp.score:
         reference = _cached_reference(exp, start)
         if reference is not None:
             dist = (samples.to(torch.float64).cpu() - reference.cpu()).flatten(1).norm(dim=1)
@@ -325,3 +360,14 @@ def _score(exp: Experiment, res: SampleResult, start: torch.Tensor, g_target: to
         nfe=res.nfe, nfe_budget=res.nfe_budget, steps=res.steps, wall_time=res.wall_time, error=error,
         max_error=max_error, sliced_w2=sw, reference=reference, target=target, info=dict(res.info),
     )
+
+
+def _plain(v: Any) -> Any:
+    """A copy of a config value with dataclasses turned into dicts (as ``dataclasses.asdict`` does)."""
+    if is_dataclass(v) and not isinstance(v, type):
+        return asdict(v)
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return type(v)(_plain(x) for x in v)
+    return copy.deepcopy(v)

@@ -126,7 +126,8 @@ class Interpolant(Config):
         return self.gamma(t) * self.d_gamma(t)
 
     def _after_freeze(self) -> None:
-        self._float_cache = _float_cache_for(self.config_key())
+        # a value-keyed cache shared by equal interpolants; a private one when the value is an identity
+        self._float_cache = _FloatCache() if self.__dict__["_config_by_identity"] else _float_cache_for(self.config_key())
 
     # ---- derived quantities -----------------------------------------------------------------
     def coefficients(self, t: TimeLike) -> Coefficients:
