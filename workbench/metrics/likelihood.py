@@ -216,7 +216,7 @@ def _fixed(f, x, l, t0, t1, solver, nfe):
 
 
 def _dopri5(f, x, l, t0, t1, rtol, atol, max_nfe):
-    from ..solvers.dopri5 import _A, _B5, _C, _E
+    from ..solvers.dopri5 import DP_A as _A, DP_B5 as _B5, DP_C as _C, DP_E as _E
 
     direction = -1.0 if t1 < t0 else 1.0
     span = abs(t1 - t0)

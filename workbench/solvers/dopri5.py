@@ -15,8 +15,9 @@ from ..errors import ConfigError
 from ..interpolants.base import check_positive
 from .base import Solver, Step, register
 
-_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
-_A = (
+#: Dormand–Prince 5(4) tableau (Dormand & Prince 1980), FSAL; shared with the solver-aware regulariser.
+DP_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
+DP_A = (
     (),
     (1 / 5,),
     (3 / 40, 9 / 40),
@@ -25,9 +26,9 @@ _A = (
     (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
     (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
 )
-_B5 = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0)
-_B4 = (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)
-_E = tuple(b5 - b4 for b5, b4 in zip(_B5, _B4))
+DP_B5 = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0)
+DP_B4 = (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)
+DP_E = tuple(b5 - b4 for b5, b4 in zip(DP_B5, DP_B4))
 
 
 def _rms(x: torch.Tensor) -> float:
@@ -77,7 +78,7 @@ class Dopri5(Solver):
             ks = [f]
             for s in range(1, 7):
                 xs = x
-                for a, k in zip(_A[s], ks):
+                for a, k in zip(DP_A[s], ks):
                     if a != 0.0:
                         xs = xs + (h * a) * k
                 if s == 6:
@@ -85,8 +86,8 @@ class Dopri5(Solver):
                     next_pred = field.predict(x5, t + h)
                     ks.append(next_pred.velocity)
                 else:
-                    ks.append(field.velocity(xs, t + _C[s] * h))
-            err_vec = h * sum(e * k for e, k in zip(_E, ks) if e != 0.0)
+                    ks.append(field.velocity(xs, t + DP_C[s] * h))
+            err_vec = h * sum(e * k for e, k in zip(DP_E, ks) if e != 0.0)
             scale = self.atol + self.rtol * torch.maximum(x.abs(), x5.abs())
             err = _rms(err_vec / scale)
             if not math.isfinite(err):

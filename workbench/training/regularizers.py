@@ -15,6 +15,7 @@ import torch
 from ..errors import ConfigError
 from ..interpolants.base import Interpolant
 from ..metrics.fokker_planck import ScoreFn, fokker_planck_metric
+from ..solvers.dopri5 import DP_A, DP_B5, DP_C, DP_E  # the Dormand–Prince tableau
 
 
 @dataclass(frozen=True)
@@ -41,20 +42,6 @@ class FokkerPlanckRegularizer:
 
 
 # ---- solver-aware regularisation -------------------------------------------------------------------------------
-# Dormand–Prince 5(4) tableau (Dormand & Prince 1980), FSAL.
-DP_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
-DP_A = (
-    (),
-    (1 / 5,),
-    (3 / 40, 9 / 40),
-    (44 / 45, -56 / 15, 32 / 9),
-    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
-    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
-    (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
-)
-DP_B5 = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0)
-DP_B4 = (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)
-DP_E = tuple(b5 - b4 for b5, b4 in zip(DP_B5, DP_B4))
 
 
 @dataclass(frozen=True)
