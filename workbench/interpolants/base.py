@@ -398,6 +398,23 @@ def _safe_log(v: float) -> float:
 _FLOAT_CACHE_SIZE = 65536
 
 
+class TabulatedInterpolant(Interpolant):
+    """An interpolant whose :meth:`_tensor_coefficients` computes all coefficients at once (tables, splines, closed
+    forms sharing intermediate values): α, β and their derivatives are read off it."""
+
+    def alpha(self, t: torch.Tensor) -> torch.Tensor:
+        return self._tensor_coefficients(t).alpha
+
+    def beta(self, t: torch.Tensor) -> torch.Tensor:
+        return self._tensor_coefficients(t).beta
+
+    def d_alpha(self, t: torch.Tensor) -> torch.Tensor:
+        return self._tensor_coefficients(t).d_alpha
+
+    def d_beta(self, t: torch.Tensor) -> torch.Tensor:
+        return self._tensor_coefficients(t).d_beta
+
+
 class _FloatCache(dict):
     """t → python-float :class:`Coefficients` for one interpolant *value* (weak-referenceable dict)."""
 

@@ -11,12 +11,12 @@ import math
 
 import torch
 
-from .base import Coefficients, Interpolant, check_positive
+from .base import Coefficients, TabulatedInterpolant, check_positive
 from .registry import register
 
 
 @register("cosine_vp", "iddpm", "improved_ddpm")
-class CosineVP(Interpolant):
+class CosineVP(TabulatedInterpolant):
     r""":math:`\beta = \cos u/\cos u_0`, :math:`\alpha = \sqrt{1 - \beta^2}`, :math:`u = \tfrac{(1-t)+\epsilon}{1+\epsilon}\tfrac\pi2`.
 
     Args:
@@ -40,18 +40,6 @@ class CosineVP(Interpolant):
         d_sig = torch.where(sig > 0, sds / torch.where(sig > 0, sig, torch.ones_like(sig)), torch.full_like(sig, -math.inf))
         zero = torch.zeros_like(t)
         return Coefficients(sig, a, zero, d_sig, da, zero, a, da, sig, sds)
-
-    def alpha(self, t):
-        return self._tensor_coefficients(t).alpha
-
-    def beta(self, t):
-        return self._tensor_coefficients(t).beta
-
-    def d_alpha(self, t):
-        return self._tensor_coefficients(t).d_alpha
-
-    def d_beta(self, t):
-        return self._tensor_coefficients(t).d_beta
 
     def _t_from_log_snr_closed(self, lam: torch.Tensor) -> torch.Tensor:
         c0 = math.cos(self._u(1.0))

@@ -24,7 +24,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 
 from ..errors import ConfigError
-from .base import Coefficients, Interpolant, check_positive
+from .base import Coefficients, TabulatedInterpolant, check_positive
 from .registry import register
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -50,7 +50,7 @@ def make_betas(beta_schedule: str, num_train_timesteps: int, beta_start: float, 
 
 
 @register("discrete_vp", "ddpm_discrete", "diffusers_vp")
-class DiscreteVP(Interpolant):
+class DiscreteVP(TabulatedInterpolant):
     r"""The DDPM training table :math:`\bar\alpha_k` as an interpolant (see the module docstring).
 
     Args:
@@ -170,18 +170,6 @@ class DiscreteVP(Interpolant):
         d_sig = a3 * ds
         d_a = -s * a3 * ds
         return Coefficients(sig, a, zero, d_sig, d_a, zero, a, d_a, sig, sig * d_sig)
-
-    def alpha(self, t):
-        return self._tensor_coefficients(t).alpha
-
-    def beta(self, t):
-        return self._tensor_coefficients(t).beta
-
-    def d_alpha(self, t):
-        return self._tensor_coefficients(t).d_alpha
-
-    def d_beta(self, t):
-        return self._tensor_coefficients(t).d_beta
 
     def _t_from_log_snr_closed(self, lam: torch.Tensor) -> Optional[torch.Tensor]:
         r"""Exact inverse: :math:`\tilde\sigma = e^{-\lambda}`, located in the table, linear within its interval
