@@ -37,7 +37,7 @@ from ..errors import ConfigError
 from ..models.field import Field
 from .base import Solver, Step, register
 from .dpm_solver import DPMSolverPP
-from .log_snr import LogSNRTable, check_order, combine, ddim_coefficients, model_output, multistep_orders
+from .log_snr import LogSNRTable, lagrange_basis, check_order, combine, ddim_coefficients, model_output, multistep_orders
 
 _QX, _QW = np.polynomial.legendre.leggauss(24)
 _QX, _QW = 0.5 * (_QX + 1.0), 0.5 * _QW
@@ -243,10 +243,7 @@ class DPMSolverV3(Solver):
             nodes = [tab.lam[i - j] for j in range(k)]
             terms = []
             for j, lj in enumerate(nodes):
-                ell = torch.ones_like(q)
-                for m, lm in enumerate(nodes):
-                    if m != j:
-                        ell = ell * (q - lm) / (lj - lm)
+                ell = lagrange_basis(q, nodes, j)
                 Wj = -tab.a[i + 1] * (wq.reshape(shp) * w * torch.exp(Sq - Ss) * ell.reshape(shp)).sum(0)
                 lj_t = torch.tensor([lj], dtype=torch.float64)
                 Ej = torch.exp(-(e.interp("S", lj_t)[0] - Ss))

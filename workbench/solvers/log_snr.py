@@ -11,18 +11,17 @@ probability-flow ODE has two exact variation-of-constants forms (Lu et al. 2022,
     x_t = \frac{a_t}{a_s}x_s - a_t\int_{\lambda_s}^{\lambda_t} e^{-\lambda} \hat\varepsilon(x_\lambda,\lambda)\,d\lambda
     \qquad\text{(noise prediction } \hat\varepsilon = E[\xi|x]\text{)}.
 
-Every fixed-step sampler here is *linear* in the state and in the stored model outputs, so a run turns the time
-grid into a table of python-float coefficients **once** (``plan``) and each step is a handful of fused
-``x * c + Σ c_j m_j`` tensor operations: no host synchronisation, no per-step ``log``/``exp`` on tensors.
-The linear multistep samplers (DPM-Solver++ multistep, UniPC, DEIS) go one step further (:class:`FusedPlan`):
-the D ↔ ε̂ conversion is folded into the coefficients and UniPC's corrector into the next predictor, so a step
-costs one model call, at most one fused op for the history entry, one multiplication and one in-place ``add_`` per
-further tensor, and allocates only the new state.
+Every fixed-step sampler here is *linear* in the state and in the stored model outputs, so it is written once as a
+:class:`~workbench.solvers.plan.Plan` (python-float coefficients computed from the grid's :class:`LogSNRTable`) and run
+by the one executor of :mod:`~workbench.solvers.plan`, which folds the D ↔ ε̂ conversion into the coefficients.
+Multistep samplers give their per-step recurrence (:class:`LogSNRSolver.recurrence`); UniPC's corrector is folded
+into the next predictor (:func:`fold_correctors`).
 
-Endpoints: where :math:`\sigma = 0` (λ = +∞, the data end of linear/VP paths) the first-order data step is
-exact algebra :math:`x_t = a_t D`, and where :math:`a = 0` (λ = −∞, the noise end of the linear path) it is
-:math:`x_t = \tfrac{\sigma_t}{\sigma_s}x_s + a_t D`. Such steps always use order 1, and history points at
-λ = −∞ are never used for extrapolation, so no ``log(0)`` or ``inf - inf`` ever reaches a tensor.
+Endpoints: on a grid reaching :math:`a = 0` or :math:`\sigma = 0` (λ = ∓∞, the ends of linear/trig paths) the
+samplers switch (``variable="auto"``) to Adams steps in :math:`u = a/\sigma` on the noise half and
+:math:`\rho = \sigma/a` on the data half (:func:`variable_step`), where D and ε̂ are smooth, with a Newton–Cotes
+restart of multistep methods out of :math:`a = 0` (:func:`restart_terms`): the global order stays nominal.
+``variable="log_snr"`` keeps the published λ-form, whose steps touching λ = ±∞ are first order (DDIM), as in diffusers.
 """
 from __future__ import annotations
 
@@ -105,6 +104,15 @@ def ddim_coefficients(tab: LogSNRTable, i: int, j: int) -> Tuple[float, float]:
     return cx, tab.a[j] - cx * tab.a[i]
 
 
+def lagrange_basis(v, nodes: Sequence[float], j: int):
+    r""":math:`\ell_j(v) = \prod_{k \ne j} (v - v_k)/(v_j - v_k)` at the points ``v`` (a numpy array or a tensor)."""
+    out = v * 0 + 1
+    for k, vk in enumerate(nodes):
+        if k != j:
+            out = out * (v - vk) / (nodes[j] - vk)
+    return out
+
+
 def exp_integrator_weights(h: float, nodes: Sequence[float], kind: str) -> List[float]:
     r"""Weights :math:`w_j` of :math:`\int_0^h K(u)\,P(u)\,du = \sum_j w_j m_j` where :math:`P` is the Lagrange
     polynomial through ``(nodes[j], m_j)`` (offsets in λ from the step start) and the kernel is
@@ -112,14 +120,7 @@ def exp_integrator_weights(h: float, nodes: Sequence[float], kind: str) -> List[
     after pulling out :math:`a_t` resp. :math:`\sigma_t`). Evaluated by 40-point Gauss–Legendre quadrature."""
     u = h * _GL_X
     kern = np.exp(-(h - u)) if kind == "data" else np.exp(h - u)
-    out = []
-    for j, uj in enumerate(nodes):
-        lj = np.ones_like(u)
-        for k, uk in enumerate(nodes):
-            if k != j:
-                lj = lj * (u - uk) / (uj - uk)
-        out.append(float(h * np.sum(_GL_W * kern * lj)))
-    return out
+    return [float(h * np.sum(_GL_W * kern * lagrange_basis(u, nodes, j))) for j in range(len(nodes))]
 
 
 def model_output(pred: Prediction, kind: str, x: torch.Tensor, a: float, sigma: float) -> torch.Tensor:
@@ -189,14 +190,7 @@ def polynomial_weights(v0: float, v1: float, nodes: Sequence[float]) -> List[flo
     r""":math:`w_j = \int_{v_0}^{v_1} \ell_j(v)\,dv` for the Lagrange basis :math:`\ell_j` through ``nodes`` (40-point
     Gauss–Legendre: exact to rounding for these low-degree polynomials)."""
     v = v0 + (v1 - v0) * _GL_X
-    out = []
-    for j, vj in enumerate(nodes):
-        lj = np.ones_like(v)
-        for k, vk in enumerate(nodes):
-            if k != j:
-                lj = lj * (v - vk) / (vj - vk)
-        out.append(float((v1 - v0) * np.sum(_GL_W * lj)))
-    return out
+    return [float((v1 - v0) * np.sum(_GL_W * lagrange_basis(v, nodes, j))) for j in range(len(nodes))]
 
 
 def variable_step(tab: LogSNRTable, i: int, lags: Sequence[int], region: str) -> Tuple[float, List[Tuple[int, float, str]]]:
