@@ -4,8 +4,14 @@ r"""2-D incompressible Navier–Stokes on the torus :math:`[0, L)^2` in vorticit
     \partial_t\omega + u\cdot\nabla\omega = \nu\Delta\omega - \mu\,\omega + f,\qquad
     u = (\partial_y\psi,\ -\partial_x\psi),\quad -\Delta\psi = \omega,
 
-with viscosity ν, linear drag μ and the Kolmogorov forcing :math:`f = \nabla\times(A\sin(n y)\,\hat x)
-= -A n\cos(n y)`. The state is kept in Fourier space (``rfft2``); the advection term is computed on the grid
+with viscosity ν, linear drag μ and the Kolmogorov forcing
+
+.. math::
+    f = \nabla\times\big(A\sin(k_f y)\,\hat x\big) = -\partial_y\big(A\sin(k_f y)\big) = -A k_f\cos(k_f y),
+    \qquad k_f = 2\pi n_f / L,
+
+(:math:`n_f` = ``forcing_wavenumber``, an integer number of periods across the domain; on the default
+:math:`L = 2\pi`, :math:`k_f = n_f`). The state is kept in Fourier space (``rfft2``); the advection term is computed on the grid
 and projected with the 2/3 rule (modes with :math:`|k_x|` or :math:`|k_y| \ge N/3` are zeroed, in the state and
 in the nonlinear term), so the semi-discrete system conserves energy and enstrophy exactly when ν = μ = f = 0.
 
@@ -53,8 +59,9 @@ class NavierStokes2D:
         n: grid points per side (≥ 8).
         nu: viscosity ν ≥ 0.
         drag: linear drag μ ≥ 0.
-        forcing_amplitude: A of the Kolmogorov forcing :math:`-An\cos(ny)` (0: unforced).
-        forcing_wavenumber: n of the Kolmogorov forcing.
+        forcing_amplitude: A of the body force :math:`A\sin(k_f y)\,\hat x`, whose curl
+            :math:`-Ak_f\cos(k_f y)` drives the vorticity (0: unforced).
+        forcing_wavenumber: :math:`n_f \ge 1`, periods of the forcing across the domain (:math:`k_f = 2\pi n_f/L`).
         dt: time step h > 0.
         integrator: ``"rk4"`` (integrating-factor RK4) or ``"cnab2"`` (IMEX CN/AB2).
         dealias: apply the 2/3 rule.
@@ -78,6 +85,9 @@ class NavierStokes2D:
             raise ConfigError("integrator", f"got {integrator!r}; allowed values are: {', '.join(INTEGRATORS)}")
         if not math.isfinite(float(forcing_amplitude)):
             raise ConfigError("forcing_amplitude", f"must be finite, got {forcing_amplitude!r}")
+        if int(forcing_wavenumber) != forcing_wavenumber or int(forcing_wavenumber) < 1:
+            raise ConfigError("forcing_wavenumber", f"must be an integer >= 1 (periods across the domain), "
+                              f"got {forcing_wavenumber!r}")
         self.n, self.nu, self.drag, self.dt = int(n), float(nu), float(drag), float(dt)
         self.forcing_amplitude, self.forcing_wavenumber = float(forcing_amplitude), int(forcing_wavenumber)
         self.integrator, self.dealias, self.max_cfl, self.length = integrator, bool(dealias), float(max_cfl), float(length)
@@ -97,7 +107,10 @@ class NavierStokes2D:
         self.e1 = torch.exp(self.lin * h)
         self.e2 = torch.exp(self.lin * h / 2)
         y = torch.arange(n, device=dev, dtype=rdt) * (self.length / n)
-        f = -self.forcing_amplitude * self.forcing_wavenumber * torch.cos(self.forcing_wavenumber * scale * y)
+        kf = self.forcing_wavenumber * scale  # angular wavenumber 2π n_f / L
+        #: the body force's x component A sin(k_f y) on the grid, (n, n); its curl is ``forcing_grid``
+        self.forcing_velocity = (self.forcing_amplitude * torch.sin(kf * y))[:, None].expand(n, n).contiguous()
+        f = -self.forcing_amplitude * kf * torch.cos(kf * y)
         self.forcing_grid = f[:, None].expand(n, n).contiguous()
         self.forcing_hat = torch.fft.rfft2(self.forcing_grid) * self.mask
         self.dx = self.length / n
