@@ -19,6 +19,7 @@ import torch
 
 from ..data.navier_stokes import kolmogorov_config, load_or_generate
 from ..errors import ConfigError
+from ..metrics.rollout import PDEBENCH_BANDS, rollout_report
 from ..metrics.spectra import energy_spectrum, log_spectral_error, tail_ratio, tail_window
 from .refiner import OneStepSurrogate, Refiner, VorticityGenerator, count_parameters
 from .rollout import rollout, rollout_error
@@ -101,6 +102,12 @@ def error_steps(n_steps: int) -> List[int]:
     return sorted({1, min(10, t), t})
 
 
+def metric_bands(grid: int):
+    """PDEBench's fRMSE band edges (4, 12) where the grid has shells beyond 12, else (N/8, 3N/8)."""
+    n = int(grid)
+    return PDEBENCH_BANDS if n // 2 > PDEBENCH_BANDS[1] else (max(1, n // 8), 3 * n // 8)
+
+
 def run_spectra_comparison(cfg: SpectraConfig, device: str = "cpu", progress: bool = True,
                            with_generator: bool = True, log=print) -> Dict[str, object]:
     """Run the whole comparison; returns a dict of tensors and numbers (see :func:`write_outputs`)."""
@@ -153,6 +160,8 @@ def run_spectra_comparison(cfg: SpectraConfig, device: str = "cpu", progress: bo
         "config": asdict(cfg), "k": spec["solver"].k, "spectra": {k: v.energy for k, v in spec.items()},
         "error": {"fno": rollout_error(pred_fno, truth), "refiner": rollout_error(pred_ref, truth)},
         "persistence_error": rollout_error(truth[:, :1].expand_as(truth), truth),
+        "rollout_metrics": {k: rollout_report(x.double(), truth.double(), dt=cfg.frame_dt, bands=metric_bands(n))
+                            for k, x in (("fno", pred_fno), ("refiner", pred_ref))},
         "tail_ratio": {k: tail_ratio(spec[k], spec["solver"], k_cut=kc, k_max=km) for k in ("fno", "refiner")},
         "tail_ratio_step1": {k: tail_ratio(spec0[k], spec0["solver"], k_cut=kc, k_max=km) for k in ("fno", "refiner")},
         "log_spectral_error": {k: log_spectral_error(spec[k], spec["solver"], k_min=1, k_max=int(km))
@@ -342,9 +351,29 @@ def summary_markdown(res: Dict[str, object]) -> str:
             out += (f"| {r['interpolant']} | {r['solver']} | {r['nfe']} | {r['log_spectral_error']:.3f} "
                     f"| {r['tail_ratio']:.3f} |\n")
         out += "\n"
+    if "rollout_metrics" in res:
+        rm = res["rollout_metrics"]  # type: ignore[assignment]
+        lo, hi = metric_bands(int(res["config"]["grid"]))  # type: ignore[index]
+        out += (f"| model | corr. time ρ ≥ 0.8 | ρ ≥ 0.95 | fRMSE low (s < {lo}) | mid ({lo} ≤ s < {hi}) "
+                f"| high (s ≥ {hi}) | enstrophy drift (final step) |\n|---|---|---|---|---|---|---|\n")
+        for nm, r in rm.items():  # type: ignore[union-attr]
+            ct = r["correlation_time"]
+
+            def _ct(th):
+                c = ct[th]
+                return ("≥ " if c["censored"] else "") + f"{c['time']:.2f}"
+
+            be = r["band_errors"]
+            out += (f"| {nm} | {_ct(0.8)} | {_ct(0.95)} | {float(be['low'][1:].mean()):.4g} "
+                    f"| {float(be['mid'][1:].mean()):.4g} | {float(be['high'][1:].mean()):.4g} "
+                    f"| {float(r['invariant_drift'][-1]):+.3f} |\n")
+        out += ("\nCorrelation time: simulated time (frame_dt units) for which the batch-mean Pearson correlation "
+                "with the solver stays at or above the threshold (≥: never fell below within the rollout). fRMSE: "
+                "PDEBench-style per-shell RMS error amplitude averaged over the band's shells and the rollout "
+                "steps. Enstrophy drift: model / solver − 1.\n\n")
     t = res["timing"]  # type: ignore[assignment]
     out += "Timing (s, one run): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items()) + "\n"  # type: ignore[union-attr]
     return out
 
 
-__all__ = ["SMOKE_TEST_LABEL", "smoke_test_label", "error_steps", "summary_markdown", "SpectraConfig", "run_spectra_comparison", "plot_comparison", "write_outputs", "downsample"]
+__all__ = ["metric_bands", "SMOKE_TEST_LABEL", "smoke_test_label", "error_steps", "summary_markdown", "SpectraConfig", "run_spectra_comparison", "plot_comparison", "write_outputs", "downsample"]

@@ -9,6 +9,7 @@ from typing import Callable, Dict
 import torch
 
 from ..errors import ConfigError
+from ..metrics.rollout import nrmse
 from ..metrics.spectra import energy_spectrum, log_spectral_error, tail_ratio, tail_window
 
 
@@ -32,12 +33,11 @@ def rollout(step: Callable[[torch.Tensor], torch.Tensor], u0: torch.Tensor, step
 
 
 def rollout_error(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Relative L2 error per rollout step ``(T,)`` of ``pred`` vs ``ref``, both ``(B, T, N, N)`` (batch mean)."""
-    if pred.shape != ref.shape:
-        raise ConfigError("pred", f"shape {tuple(pred.shape)} differs from the reference {tuple(ref.shape)}")
-    num = (pred - ref).flatten(2).norm(dim=-1)
-    den = ref.flatten(2).norm(dim=-1).clamp_min(1e-30)
-    return (num / den).mean(0)
+    """Relative L2 error per rollout step ``(T,)`` of ``pred`` vs ``ref``, both ``(B, T, N, N)`` (batch mean).
+
+    This is :func:`workbench.metrics.rollout.nrmse` (PDEBench's nRMSE); the name is kept for the pipeline.
+    """
+    return nrmse(pred, ref)
 
 
 def rollout_scores(pred: torch.Tensor, ref: torch.Tensor, window: int = 10) -> Dict[str, object]:
