@@ -316,25 +316,42 @@ def cache_path(cfg: NSDataConfig, directory: str = os.path.join("data", "cache")
 
 def load_or_generate(cfg: NSDataConfig, path: Optional[str] = None, device: Union[str, torch.device] = "cpu",
                      progress: bool = True) -> Dict[str, torch.Tensor]:
-    """Load trajectories from the ``.npz`` cache at ``path``, or generate and save them there.
+    """Load trajectories from the cache at ``path``, or generate and save them there.
 
-    The file stores the arrays and the generating parameters (JSON). A cache whose parameters differ from
-    ``cfg`` is refused with a :class:`ConfigError` naming the differing fields (it is never silently reused
-    nor overwritten).
+    Two back ends, chosen by the extension: ``.npz`` (default; numpy, compressed) and ``.h5``/``.hdf5``
+    (:mod:`workbench.data.hdf5`, PDEBench layout ``[batch, time, x, y]`` with coordinates, readable window by
+    window with :class:`~workbench.data.hdf5.H5Windows`). Either file stores the arrays and the generating
+    parameters. A cache whose parameters differ from ``cfg`` is refused with a :class:`ConfigError` naming the
+    differing fields (it is never silently reused nor overwritten).
     """
     path = path or cache_path(cfg)
     want = json.loads(_params_json(cfg))
+    h5 = path.endswith((".h5", ".hdf5"))
     if os.path.exists(path):
-        with np.load(path, allow_pickle=False) as z:
-            have = json.loads(str(z["params"]))
-            if have != want:
-                diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
-                shown = ", ".join(f"{k} (file {have.get(k)!r}, requested {want.get(k)!r})" for k in diff)
-                raise ConfigError("cache", f"{path} was generated with different parameters: {shown}; "
-                                  "delete it or choose another path")
-            return {"vorticity": torch.from_numpy(z["vorticity"]), "times": torch.from_numpy(z["times"])}
+        if h5:
+            from .hdf5 import import_hdf5
+
+            z = import_hdf5(path)
+            have = z["params"]
+        else:
+            with np.load(path, allow_pickle=False) as zz:
+                have = json.loads(str(zz["params"]))
+                z = {"fields": torch.from_numpy(zz["vorticity"]), "times": torch.from_numpy(zz["times"])}
+        if have != want:
+            diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+            shown = ", ".join(f"{k} (file {have.get(k)!r}, requested {want.get(k)!r})" for k in diff)
+            raise ConfigError("cache", f"{path} was generated with different parameters: {shown}; "
+                              "delete it or choose another path")
+        w = z["fields"].transpose(-1, -2).contiguous() if h5 else z["fields"]
+        return {"vorticity": w, "times": z["times"]}
     out = generate_trajectories(cfg, device=device, progress=progress)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if h5:
+        from .hdf5 import export_hdf5
+
+        coord = np.arange(cfg.n) * (2 * math.pi / cfg.n)
+        export_hdf5(path, out["vorticity"].transpose(-1, -2), out["times"], {"x": coord, "y": coord}, want)
+        return out
     tmp = path + ".tmp.npz"
     np.savez_compressed(tmp, vorticity=out["vorticity"].numpy(), times=out["times"].numpy(),
                         params=np.array(_params_json(cfg)))
