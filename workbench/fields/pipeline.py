@@ -72,6 +72,7 @@ class SpectraConfig:
     seed: int = 0
     cache_dir: str = os.path.join("data", "cache")
     smoke_test: bool = False
+    chaos_perturbation: float = 1e-6
 
     @staticmethod
     def quick() -> "SpectraConfig":
@@ -102,6 +103,24 @@ def error_steps(n_steps: int) -> List[int]:
     return sorted({1, min(10, t), t})
 
 
+def perturbed_solver_run(data_cfg, w0: torch.Tensor, steps: int, relative: float) -> torch.Tensor:
+    r"""The solver's own rollout from a perturbed start: :math:`\omega_0 + \epsilon\,\mathrm{rms}(\omega_0)\,\xi`,
+    ξ white noise (seeded), at the simulation grid, ``steps`` frames of ``data_cfg.frame_dt``: its error against the
+    unperturbed data is the chaos (predictability) limit of any surrogate."""
+    from ..data.navier_stokes import NavierStokes2D
+
+    if not relative > 0:
+        raise ConfigError("chaos_perturbation", f"must be > 0, got {relative}")
+    ns = NavierStokes2D(n=data_cfg.n, nu=data_cfg.nu, drag=data_cfg.drag, forcing_amplitude=data_cfg.forcing_amplitude,
+                        forcing_wavenumber=data_cfg.forcing_wavenumber, dt=data_cfg.dt, integrator=data_cfg.integrator,
+                        dtype=data_cfg.dtype)
+    w0 = w0.to(ns.dtype)
+    xi = torch.randn(w0.shape, generator=torch.Generator().manual_seed(12345), dtype=ns.dtype)
+    w0 = w0 + relative * w0.pow(2).mean((-1, -2), keepdim=True).sqrt() * xi
+    r = data_cfg.steps_per_frame()
+    return ns.simulate(w0, int(steps) * r, record_every=r).cpu()
+
+
 def metric_bands(grid: int):
     """PDEBench's fRMSE band edges (4, 12) where the grid has shells beyond 12, else (N/8, 3N/8)."""
     n = int(grid)
@@ -125,6 +144,8 @@ def run_spectra_comparison(cfg: SpectraConfig, device: str = "cpu", progress: bo
     test = load_or_generate(test_cfg, cache_path(test_cfg, cfg.cache_dir), progress=progress)["vorticity"]
     t_data = time.perf_counter() - t0
     train = downsample(train, cfg.grid).float()
+    chaos = downsample(perturbed_solver_run(test_cfg, test[:, 0], cfg.rollout_steps, cfg.chaos_perturbation),
+                       cfg.grid).float()
     test = downsample(test, cfg.grid).float()
     log(f"data: train {tuple(train.shape)}, test {tuple(test.shape)} ({t_data:.1f}s)")
 
@@ -160,6 +181,7 @@ def run_spectra_comparison(cfg: SpectraConfig, device: str = "cpu", progress: bo
         "config": asdict(cfg), "k": spec["solver"].k, "spectra": {k: v.energy for k, v in spec.items()},
         "error": {"fno": rollout_error(pred_fno, truth), "refiner": rollout_error(pred_ref, truth)},
         "persistence_error": rollout_error(truth[:, :1].expand_as(truth), truth),
+        "chaos_error": rollout_error(chaos, truth),
         "rollout_metrics": {k: rollout_report(x.double(), truth.double(), dt=cfg.frame_dt, bands=metric_bands(n))
                             for k, x in (("fno", pred_fno), ("refiner", pred_ref))},
         "tail_ratio": {k: tail_ratio(spec[k], spec["solver"], k_cut=kc, k_max=km) for k in ("fno", "refiner")},
@@ -240,6 +262,10 @@ def plot_comparison(res: Dict[str, object], path: str) -> str:
     if "persistence_error" in res:
         pe = res["persistence_error"].numpy()  # type: ignore[union-attr]
         axes[1].plot(range(len(pe)), pe, color="0.5", ls="--", label="persistence (u_0 kept)")
+    if "chaos_error" in res:
+        ce = res["chaos_error"].numpy()  # type: ignore[union-attr]
+        eps = res["config"].get("chaos_perturbation", 0)  # type: ignore[union-attr]
+        axes[1].plot(range(len(ce)), ce, color="k", ls="-.", lw=1, label=f"solver from a {eps:g}-perturbed start")
     axes[1].axhline(2 ** 0.5, color="k", ls=":", lw=1, label="√2 (decorrelated)")
     axes[1].set_xlabel("rollout step")
     axes[1].set_ylabel("relative L2 error")
@@ -321,6 +347,10 @@ def write_outputs(res: Dict[str, object], out_dir: str, png_name: str = "spectra
     return paths
 
 
+def _fmt(v: float) -> str:
+    return f"{v:.3f}" if v == 0 or abs(v) >= 1e-3 else f"{v:.1e}"
+
+
 def summary_markdown(res: Dict[str, object]) -> str:
     """The headline numbers as a Markdown table (rollout errors, tail ratios, spectral errors, timings)."""
     err = res["error"]  # type: ignore[assignment]
@@ -332,8 +362,10 @@ def summary_markdown(res: Dict[str, object]) -> str:
     rows = [(nm, err[nm]) for nm in ("fno", "refiner")]  # type: ignore[index]
     if "persistence_error" in res:
         rows.append(("persistence (u_0 kept)", res["persistence_error"]))
+    if "chaos_error" in res:
+        rows.append((f"solver, {res['config'].get('chaos_perturbation', 0):g}-perturbed start", res["chaos_error"]))  # type: ignore[union-attr]
     for nm, e in rows:
-        vals = " | ".join(f"{float(e[i]):.3f}" for i in steps)
+        vals = " | ".join(_fmt(float(e[i])) for i in steps)
         if nm in res["tail_ratio"]:  # type: ignore[operator]
             rest = (f"{res['tail_ratio'][nm]:.3f} | {res['tail_ratio_step1'][nm]:.3f} "  # type: ignore[index]
                     f"| {res['log_spectral_error'][nm]:.3f}")  # type: ignore[index]
@@ -376,4 +408,4 @@ def summary_markdown(res: Dict[str, object]) -> str:
     return out
 
 
-__all__ = ["metric_bands", "SMOKE_TEST_LABEL", "smoke_test_label", "error_steps", "summary_markdown", "SpectraConfig", "run_spectra_comparison", "plot_comparison", "write_outputs", "downsample"]
+__all__ = ["perturbed_solver_run", "metric_bands", "SMOKE_TEST_LABEL", "smoke_test_label", "error_steps", "summary_markdown", "SpectraConfig", "run_spectra_comparison", "plot_comparison", "write_outputs", "downsample"]
