@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 
+#: ``SpectraConfig.refiner_solver``'s default, repeated here so building the CLI does not import torch
+#: (tests/fields/test_reporting.py checks the two agree).
+REFINER_SOLVER_DEFAULT = "euler"
+
 
 def register(sub) -> None:
     p = sub.add_parser("fields", help="Navier-Stokes data, energy spectra, FNO vs interpolant refiner")
@@ -19,13 +23,16 @@ def register(sub) -> None:
 
     s = fsub.add_parser("spectra", help="solver vs FNO vs refiner: spectrum comparison PNG (+ CSV/MD tables)")
     s.add_argument("--out", default="spectra.png", help="PNG path; tables go to the same directory")
-    s.add_argument("--quick", action="store_true", help="smoke-test sizes (~1 min) instead of the ~15 min default")
+    s.add_argument("--quick", action="store_true",
+                   help="smoke test of barely trained models on a 16² grid (~1 min; outputs are labelled "
+                        "SMOKE TEST, not a result) instead of the ~15 min default")
     s.add_argument("--no-generator", action="store_true", help="skip the unconditional generator grid")
     s.add_argument("--rollout-steps", type=int, default=None)
     s.add_argument("--fno-iterations", type=int, default=None)
     s.add_argument("--refiner-iterations", type=int, default=None)
     s.add_argument("--generator-iterations", type=int, default=None)
-    s.add_argument("--refiner-solver", default=None, help="solver for each refiner step (default heun)")
+    s.add_argument("--refiner-solver", default=None,
+                   help=f"solver for each refiner step (default {REFINER_SOLVER_DEFAULT})")
     s.add_argument("--refiner-nfe", type=int, default=None)
     s.add_argument("--cache-dir", default=os.path.join("data", "cache"))
     s.add_argument("--device", default="cpu")
