@@ -16,7 +16,7 @@ Parameterisation (:class:`NSParameters`; :math:`\theta = 0` is the starting solv
   (scale 2 % of the interval), :math:`\tau_j = \phi(u^0_j) + 0.02\,\theta_{\delta,j}`;
 * weights as corrections to the starting solver, carried along by the warp: for velocity weights (which have the
   unit of time) :math:`b_{j+1,k} = r_k\,(b^0_{j+1,k} + s_b\theta_{b,j+1,k})` with :math:`r_k` the stretch of
-  the warped interval holding :math:`\tau_k` (so a warp alone is the starting method on the warped grid),
+  the warped interval of evaluation :math:`k` (the one holding the midpoint of :math:`\tau_{k-1}, \tau_k`; so a warp alone is the starting method on the warped grid),
   :math:`a_{j+1} = a^0_{j+1} + s_a\theta_{a,j+1}`; :math:`s_a, s_b` are the mean size of the starting numbers.
 
 The optimiser is L-BFGS with a strong-Wolfe line search from the start (optionally Adam first), stopped early when
@@ -62,7 +62,10 @@ class NSParameters:
         knots = torch.unique(torch.cat([uc, torch.tensor([0.0, 1.0], **kw)]))
         self.S = len(knots) - 1
         self.knots = knots
-        self.idx = (torch.searchsorted(knots, uc, right=True) - 1).clamp(0, self.S - 1)
+        # evaluation k belongs to the interval holding the midpoint of (τ_{k-1}, τ_k) (of (τ_0, τ_1) for k = 0):
+        # Heun's second stage at t_{i+1} to step i, the next step's first stage at the same time to step i + 1
+        prev = torch.cat([uc[1:2] if n > 1 else uc.new_ones(1), uc[:-1]])
+        self.idx = (torch.searchsorted(knots, 0.5 * (uc + prev), right=True) - 1).clamp(0, self.S - 1)
         self.h0 = knots.diff()
         self.frac = (uc - knots[self.idx]) / self.h0[self.idx]
         self.a0 = torch.tensor(c.a, **kw)
