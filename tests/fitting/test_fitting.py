@@ -131,3 +131,27 @@ def test_fit_on_a_single_gaussian_recovers_the_exact_map(gauss):
     assert fit.loss < 1e-3 * fit.init_loss and fit.holdout_loss < 1e-3 * fit.init_holdout_loss, fit
     assert e1 < 1e-3 * e0, (e0, e1)
     assert fit.pilot_nfe >= 3 * fit.iterations  # every forward pass counted through the pilot's model view
+
+
+def test_time_shift_fit_finds_the_scanned_minimum_and_keeps_only_gains():
+    from workbench.fitting import fit_time_shift
+    from workbench.solvers import TimeShifted
+
+    prob, I = PROBLEMS.get("gmm2d"), interpolants.get("linear")
+    field = prob.field(I, "cpu", torch.float64)
+    x = prob.sample_start(I, 0.0, 64, torch.Generator().manual_seed(3))
+    ref = prob.reference(I, x, 0.0, 1.0)
+    fit = fit_time_shift(field, x, 6, "euler", reference=ref, holdout=0.0, bounds=(-0.1, 0.1), iters=25)
+    scan = {d: float((TimeShifted("euler", d).sample(field, x, 6).x - ref).norm(dim=1).mean())
+            for d in np.linspace(-0.1, 0.1, 41)}
+    d_scan = min(scan, key=scan.get)
+    assert fit.improved and fit.loss <= min(scan.values()) + 1e-12 and abs(fit.params["offset"] - d_scan) <= 0.01
+    assert fit.loss < fit.init_loss == pytest.approx(scan[0.0], rel=1e-12)
+    assert fit.pilot_nfe == 6 * (fit.iterations + 1) and fit.n_parameters == 1
+    assert TimeShifted.fit(field, x, ref, 6, "euler", bounds=(-0.1, 0.1), iters=25).offset == fit.params["offset"]
+    # a window that excludes every gain: the base solver is kept
+    worse = fit_time_shift(field, x, 6, "euler", reference=ref, holdout=0.0, bounds=(-d_scan - 0.1, -d_scan - 0.05)
+                           if d_scan > 0 else (0.05 - d_scan, 0.1 - d_scan), iters=10)
+    assert not worse.improved and worse.params["offset"] == 0.0 and worse.loss == worse.init_loss
+    with pytest.raises(ConfigError, match="bounds"):
+        fit_time_shift(field, x, 6, "euler", reference=ref, bounds=(0.1, -0.1))

@@ -8,7 +8,8 @@
 * :func:`keep_if_better` and :class:`Search` (selection.py): the one keep-if-better-on-held-out rule, best-so-far
   bookkeeping, held-out early stopping and the progress bar shared by every fit.
 * Each fit is then an objective and a parameterisation: :func:`fit_grid` (grid.py, derivative-free, any fixed-step
-  solver) and :func:`fit_nonstationary` (nonstationary.py, autograd + L-BFGS).
+  solver), :func:`fit_nonstationary` (nonstationary.py, autograd + L-BFGS) and :func:`fit_time_shift`
+  (time_shift.py, golden section on one offset; ``TimeShifted.fit`` wraps it).
 
 >>> from workbench.fitting import Pilot, fit_nonstationary   # doctest: +SKIP
 """
@@ -20,7 +21,8 @@ from .result import FitResult, GridFit, NSFit
 from .selection import Search, keep_if_better
 
 _LAZY = {"Pilot": "pilot", "PilotModel": "pilot", "PilotSizeWarning": "pilot", "fit_grid": "grid",
-         "fit_nonstationary": "nonstationary", "NSParameters": "nonstationary", "ns_forward": "nonstationary"}
+         "fit_nonstationary": "nonstationary", "NSParameters": "nonstationary", "ns_forward": "nonstationary",
+         "fit_time_shift": "time_shift"}
 
 __all__ = ["FitResult", "GridFit", "NSFit", "Search", "keep_if_better", *_LAZY]
 
