@@ -209,7 +209,10 @@ class Dashboard:
     def _update_enabled(self) -> None:
         from workbench.solvers import SOLVERS
 
-        self.w["eps"].disabled = not SOLVERS.cls(self.w["solver"].value).stochastic
+        takes_eps = "eps" in SOLVERS.parameters(self.w["solver"].value)
+        self.w["eps"].disabled = not takes_eps
+        setattr(self.w["eps"], _LABEL, "ε (SDE solvers)" if takes_eps else  # the label says why it is off
+                f"ε: not used by {self.w['solver'].value}")
         self.b_box.visible = bool(self.w["compare"].value)
 
     def check_controls(self) -> "tuple[Optional[DashboardConfig], Dict[str, str]]":

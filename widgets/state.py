@@ -448,7 +448,7 @@ def build_experiment(cfg: DashboardConfig, which: str = "a", keep_trajectory: bo
     c = cfg.panel(which)
     label = "A" if which == "a" else "B"
     try:
-        stochastic = SOLVERS.cls(c.solver).stochastic
+        takes_eps = "eps" in SOLVERS.parameters(c.solver)  # pc, mrs_sde: stochastic without an ε(t) parameter
         for key, lo, hi in (("nfe", *NFE_RANGE), ("particles", *PARTICLES_RANGE), ("seed", *SEED_RANGE)):
             _bounded_int(getattr(c, key), key, lo, hi)
         _bounded_float(c.eps, "eps", *EPS_RANGE)
@@ -470,7 +470,7 @@ def build_experiment(cfg: DashboardConfig, which: str = "a", keep_trajectory: bo
         exp = Experiment(
             interpolant=c.interpolant, interpolant_params=dict(c.interpolant_params), schedule=c.schedule,
             schedule_params=dict(c.schedule_params), solver=c.solver, solver_params=dict(c.solver_params),
-            nfe=c.nfe, eps=float(c.eps) if stochastic else 0.0, data=c.data,
+            nfe=c.nfe, eps=float(c.eps) if takes_eps else 0.0, data=c.data,
             data_params=server_data_params(c.data, c.data_params), n_samples=c.particles, seed=c.seed,
             t_start=float(c.t_start), t_end=float(c.t_end), keep_trajectory=keep_trajectory,
         )
