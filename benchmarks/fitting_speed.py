@@ -83,6 +83,8 @@ def main() -> None:
     best20 = min((p for p in peers if p["nfe_budget"] == 20), key=lambda p: p["l2"])
     md = [f"# Fitted non-stationary solver: speed and fresh-state error ({a.problem}, one CPU thread)", "",
           f"Best peer at NFE 20: {best20['solver']} ({best20['interpolant']}) L2 {best20['l2']:.3e}.", "",
+          "Wall time depends on the machine's load (other processes share the cores); CPU time "
+          "(`time.process_time`, one thread) is the fit's own cost. Both include the pilot's exact reference.", "",
           "| interpolant | solver | NFE | fresh L2 | vs best peer @ 20 | fit cost |", "|---|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| {r['interpolant']} | {r['solver']} | {r['nfe']} | {r['l2']:.3e} | "
