@@ -89,6 +89,8 @@ def test_pilot_reference_split_and_size_warning(gauss):
         Pilot.build(field, x, reference=exact[:5])
     with pytest.raises(ConfigError, match="holdout"):
         Pilot.build(field, x, reference=exact, holdout=0.95)
+    with pytest.raises(ConfigError, match="pilot.*0.5"):
+        fit_nonstationary(field, None, 4, pilot=p, t_start=0.5)
 
 
 def test_parameterisation_start_and_warp_are_the_starting_method(gauss):

@@ -105,6 +105,7 @@ def fit_grid(solver, field: Field, x_pilot: torch.Tensor, nfe: int,
         max_evals = min(300 * steps, 6000)
     if pilot is None:
         pilot = Pilot.build(field, x_pilot, t_start, t_end, reference, holdout)
+    pilot.check_interval(t_start, t_end)
     model = pilot.model(field)
     (xf, rf), (xh, rh) = pilot.fit, pilot.held
     pilot.warn_if_small(steps - 1, f"fit_grid({solver.name}, nfe={nfe})")

@@ -195,6 +195,7 @@ def fit_nonstationary(field: Field, x_pilot: Optional[torch.Tensor], nfe: int,
     c0 = _start(field, nfe, init, schedule, t_start, t_end, grid, kind)
     if pilot is None:
         pilot = Pilot.build(field, x_pilot, t_start, t_end, reference, holdout)
+    pilot.check_interval(t_start, t_end)
     model = pilot.model(field)
     (xf, rf), (xh, rh) = pilot.fit, pilot.held
     pk = NSParameters(c0, xf.dtype, xf.device, offsets)

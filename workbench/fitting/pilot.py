@@ -101,6 +101,12 @@ class Pilot:
             return None, None
         return self.x[self.n_fit:], self.reference[self.n_fit:]
 
+    def check_interval(self, t_start: float, t_end: float) -> None:
+        """Raise :class:`ConfigError` unless the pilot runs from ``t_start`` to ``t_end``."""
+        if abs(self.t_start - float(t_start)) > 1e-12 or abs(self.t_end - float(t_end)) > 1e-12:
+            raise ConfigError("pilot", f"runs from {self.t_start!r} to {self.t_end!r}, the fit from {t_start!r} "
+                                       f"to {t_end!r}")
+
     def warn_if_small(self, n_parameters: int, what: str = "fit") -> bool:
         """Warn (:class:`PilotSizeWarning`) when the fitting part has fewer than ``STATES_PER_PARAMETER ×
         n_parameters`` states; returns whether it warned."""

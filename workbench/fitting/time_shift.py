@@ -37,6 +37,7 @@ def fit_time_shift(field: Field, x_pilot: Optional[torch.Tensor], nfe: int, base
     tic = time.perf_counter()
     if pilot is None:
         pilot = Pilot.build(field, x_pilot, t_start, t_end, reference, holdout)
+    pilot.check_interval(t_start, t_end)
     model = pilot.model(field)
     (xf, rf), (xh, rh) = pilot.fit, pilot.held
     bp = dict(base_params or {})
