@@ -249,7 +249,7 @@ class Experiment:
                        reference=ref, max_evals=max_evals, progress=progress)
         return replace(self, schedule="explicit", schedule_params={"times": list(fit.times)}), fit
 
-    def fit_solver(self, n_pilot: int = 512, adam_steps: int = 2000, lbfgs_steps: int = 1000,
+    def fit_solver(self, n_pilot: int = 512, adam_steps: int = 0, lbfgs_steps: int = 800,
                    progress: bool = False) -> Tuple["Experiment", NSFit]:
         """Fit a non-stationary solver with this experiment's NFE to its model by a pilot run
         (:func:`~workbench.solvers.learned.fit_nonstationary`), starting from the exact non-stationary form of the
