@@ -5,7 +5,9 @@ Sub-commands:
 * ``workbench fields spectra --out spectra.png [--quick]``: generate Kolmogorov-flow data (cached in ``data/cache``),
   train the FNO surrogate, the interpolant refiner and the unconditional generator, roll out, and write the
   spectrum comparison PNG plus CSV/Markdown tables next to it.
-* ``workbench fields simulate --out traj.npz``: simulate and cache Kolmogorov or decaying-turbulence trajectories.
+* ``workbench fields simulate --out traj.npz``: simulate and cache Kolmogorov or decaying-turbulence trajectories
+  (``.h5``: the PDEBench HDF5 layout);
+* ``workbench fields simulate1d --equation ks --out ks.h5``: 1-D Burgers or Kuramoto–Sivashinsky trajectories (HDF5).
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def register(sub) -> None:
 
     m = fsub.add_parser("simulate", help="simulate and cache Navier-Stokes trajectories (.npz)")
     m.add_argument("--flow", choices=["kolmogorov", "decaying"], default="kolmogorov")
-    m.add_argument("--out", default=None, help=".npz path (default data/cache/ns_<hash>.npz)")
+    m.add_argument("--out", default=None, help=".npz or .h5 (PDEBench layout) path (default data/cache/ns_<hash>.npz)")
     m.add_argument("--n-traj", type=int, default=16)
     m.add_argument("--grid", type=int, default=64)
     m.add_argument("--frames", type=int, default=100)
