@@ -36,6 +36,8 @@ def register(sub) -> None:
     s.add_argument("--refiner-solver", default=None,
                    help=f"solver for each refiner step (default {REFINER_SOLVER_DEFAULT})")
     s.add_argument("--refiner-nfe", type=int, default=None)
+    s.add_argument("--sim-grid", type=int, default=None,
+                   help="simulation grid of the data (default 64; 128 is resolved to 0.1 %% up to shell 15)")
     s.add_argument("--cache-dir", default=os.path.join("data", "cache"))
     s.add_argument("--device", default="cpu")
     s.add_argument("--threads", type=int, default=1,
@@ -95,7 +97,7 @@ def run_spectra(args) -> int:
     cfg = SpectraConfig.quick() if args.quick else SpectraConfig()
     cfg.cache_dir, cfg.seed = args.cache_dir, args.seed
     for name in ("rollout_steps", "fno_iterations", "refiner_iterations", "generator_iterations", "refiner_solver",
-                 "refiner_nfe"):
+                 "refiner_nfe", "sim_grid"):
         v = getattr(args, name)
         if v is not None:
             setattr(cfg, name, v)
