@@ -34,7 +34,7 @@ per step); a NaN/Inf raises :class:`~workbench.errors.NonFiniteError`.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Union
 
 import torch
 
@@ -216,4 +216,40 @@ class PseudoSpectral1D:
         return -0.5 * self.ik * torch.fft.rfft(u * u) * self.mask
 
 
-__all__ = ["PseudoSpectral1D", "INTEGRATORS_1D"]
+def random_sines(x: torch.Tensor, length: float, batch: int, modes: int = 10, max_wavenumber: int = 3,
+                 amplitude: float = 0.5, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    r"""Random smooth periodic starts :math:`u_0 = \sum_{j=1}^{J} A_j\sin(2\pi l_j x/L + \phi_j)`, ``(batch, n)``.
+
+    :math:`A_j \sim U(-a, a)`, :math:`l_j \sim U\{1, …, l_{max}\}`, :math:`\phi_j \sim U(0, 2\pi)` (the
+    KS initial conditions of PDE-Refiner / Brandstetter et al., with J = ``modes``, a = ``amplitude``).
+    """
+    if int(batch) < 1 or int(modes) < 1 or int(max_wavenumber) < 1:
+        raise ConfigError("modes", f"batch, modes and max_wavenumber must be >= 1, got {batch}, {modes}, {max_wavenumber}")
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    shape = (int(batch), int(modes), 1)
+    amp = (torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1) * float(amplitude)
+    ell = torch.randint(1, int(max_wavenumber) + 1, shape, generator=g).to(torch.float64)
+    phase = torch.rand(shape, generator=g, dtype=torch.float64) * 2 * math.pi
+    xx = x.to(torch.float64).cpu()[None, None, :]
+    u = (amp * torch.sin(2 * math.pi * ell * xx / float(length) + phase)).sum(1)
+    return u.to(device=x.device, dtype=x.dtype)
+
+
+def trajectories_1d(solver: "PseudoSpectral1D", u0: torch.Tensor, frames: int, frame_dt: float,
+                    warmup: float = 0.0, progress: bool = False) -> Dict[str, torch.Tensor]:
+    """``frames`` frames ``frame_dt`` apart after a discarded ``warmup``: ``{"u": (B, frames, n), "times": (frames,)}``."""
+    r = frame_dt / solver.dt
+    if abs(r - round(r)) > 1e-9 or round(r) < 1:
+        raise ConfigError("frame_dt", f"must be a positive multiple of dt={solver.dt}, got {frame_dt}")
+    if int(frames) < 1:
+        raise ConfigError("frames", f"must be >= 1, got {frames}")
+    r = int(round(r))
+    warm = int(round(warmup / solver.dt))
+    if warm > 0:
+        u0 = solver.simulate(u0, warm, record_every=warm, progress=progress)[:, -1]
+    u = solver.simulate(u0, (int(frames) - 1) * r, record_every=r, progress=progress)
+    times = warm * solver.dt + torch.arange(int(frames), dtype=torch.float64) * (r * solver.dt)
+    return {"u": u.cpu(), "times": times}
+
+
+__all__ = ["PseudoSpectral1D", "INTEGRATORS_1D", "random_sines", "trajectories_1d"]
