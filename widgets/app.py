@@ -132,6 +132,8 @@ class Dashboard:
         if periodic:
             try:
                 pn.state.on_session_destroyed(self.close)
+                # a URL set before the page has loaded is lost: write it (the validated one) once it has
+                pn.state.onload(lambda: self._sync_url(self.config))
             except Exception:  # not in a server session
                 pass
         self._refresh_alert()

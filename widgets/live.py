@@ -206,6 +206,8 @@ def target_future(cfg: Dict[str, Any], executor: Optional[SessionExecutor] = Non
         problem, interp = _problem_and_interpolant(cfg)
         g = torch.Generator().manual_seed(int(cfg["seed"]) + 1_000_003)
         with holding_build_lock(cfg):
+            if executor is not None and executor.closed:  # the session left while this job waited
+                raise WorkbenchError("the session was closed")
             target = problem.sample_target(interp, cfg["t_end"], TARGET_SAMPLES, g)
         out = {"target": target, "box": 4.0, "xy": None, "spectrum": None}
         if target is not None:

@@ -64,11 +64,16 @@ def test_refused_data_parameter_is_shown_next_to_it():
 
 
 class _SlowBuild:
-    """Stand-in for the vorticity generator's training: counts trainings and overlapping builds."""
+    """Stand-in for the vorticity generator's training: counts trainings and overlapping builds. A build lasts
+    until :meth:`release` (or ``seconds``); every call ends in an error, so nothing real is ever trained."""
 
     def __init__(self, seconds: float):
         self.seconds, self.trained, self.active, self.max_active = seconds, set(), 0, 0
         self.lock = threading.Lock()
+        self.done = threading.Event()
+
+    def release(self) -> None:
+        self.done.set()
 
     def install(self, monkeypatch):
         import torch
@@ -85,7 +90,7 @@ class _SlowBuild:
                     build.active += 1
                     build.max_active = max(build.max_active, build.active)
             if fresh:
-                time.sleep(build.seconds)
+                build.done.wait(build.seconds)
                 with build.lock:
                     build.trained.add(key)
                     build.active -= 1
@@ -94,6 +99,18 @@ class _SlowBuild:
         monkeypatch.setattr(VorticityProblem, "generator", generator)
         monkeypatch.setattr(VorticityProblem, "snapshots", lambda self: torch.zeros(8, self.grid, self.grid))
         return self
+
+
+def close_and_release(dashboards, build: _SlowBuild) -> None:
+    """Close the sessions (their waiting jobs give up), then end the stand-in build; wait for their threads."""
+    for d in dashboards:
+        d.close()
+    build.release()
+    for d in dashboards:
+        for run in d.runs.values():
+            if run is not None:
+                run.join(10)
+    time.sleep(0.2)  # the session executors' jobs see the closed flag and end
 
 
 def test_one_model_build_per_key_at_a_time(monkeypatch):
@@ -106,7 +123,7 @@ def test_one_model_build_per_key_at_a_time(monkeypatch):
 
 
 def test_a_slow_model_build_never_blocks_another_session(monkeypatch):
-    build = _SlowBuild(6.0).install(monkeypatch)
+    build = _SlowBuild(30.0).install(monkeypatch)
     slow = Dashboard({"data": "vorticity", "data.grid": "32", "particles": "4", "nfe": "4"}, periodic=False,
                      debounce=0.0)
     fast = Dashboard({"data": "gmm2d", "solver": "heun", "nfe": "8", "particles": "200", "seed": "5"},
@@ -121,8 +138,7 @@ def test_a_slow_model_build_never_blocks_another_session(monkeypatch):
         time.sleep(0.02)
     assert fast.runs["a"].latest()[1]["state"] == "done"
     assert not slow.runs["a"].finished and build.active == 1   # the other session is still building its model
-    slow.close()
-    fast.close()
+    close_and_release([slow, fast], build)
 
 
 def test_idle_dashboard_stops_its_periodic_callback(monkeypatch):
