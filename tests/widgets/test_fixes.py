@@ -137,7 +137,7 @@ def test_a_slow_model_build_never_blocks_another_session(monkeypatch):
         fast.tick()
         time.sleep(0.02)
     assert fast.runs["a"].latest()[1]["state"] == "done"
-    assert not slow.runs["a"].finished and build.active == 1   # the other session is still building its model
+    assert not slow.runs["a"].finished and build.active >= 1   # the other session is still building its model
     close_and_release([slow, fast], build)
 
 
