@@ -43,6 +43,38 @@ DEBOUNCE_S = 0.2
 SLOW_PERIOD_S = 0.25
 
 
+_UNSET = object()
+
+
+def spectrum_range(e: np.ndarray, decades: float = 8.0) -> "tuple[float, float]":
+    """A log y-range for a spectrum: from ``max E · 10^-decades`` (or the smallest positive value, if larger)
+    to ``3 max E`` -- a tail falling to round-off (1e-19) does not squash the axis."""
+    pos = np.asarray(e, dtype=float)
+    pos = pos[np.isfinite(pos) & (pos > 0)]
+    if pos.size == 0:
+        return 1e-8, 1.0
+    top = float(pos.max())
+    return max(float(pos.min()), top * 10.0 ** -decades) / 2, 3 * top
+
+
+def _image_tiles(images: Dict[str, Any], target: Optional[np.ndarray]) -> Dict[str, list]:
+    """Image-glyph columns: one tile per (sample row, column start/mid/final/reference), unit-spaced."""
+    cols = [("start", images.get("start")), ("mid-run", images.get("mid")), ("final", images.get("final")),
+            ("reference", target)]
+    out: Dict[str, list] = {"image": [], "x": [], "y": [], "dw": [], "dh": [], "label": []}
+    for c, (label, imgs) in enumerate(cols):
+        if imgs is None:
+            continue
+        for r, img in enumerate(np.asarray(imgs)[:2]):
+            out["image"].append(np.asarray(img, dtype=np.float32))
+            out["x"].append(c * 1.05)
+            out["y"].append(-r * 1.05)
+            out["dw"].append(1.0)
+            out["dh"].append(1.0)
+            out["label"].append(f"{label}, sample {r}")
+    return out
+
+
 def _nan_separated(paths: np.ndarray) -> Dict[str, np.ndarray]:
     """``(T, P, 2)`` paths as one polyline with NaN breaks (one line glyph, two binary buffers)."""
     T, P, _ = paths.shape
@@ -91,6 +123,9 @@ def _param_widget(spec: ParamSpec, value: Any, family: str):
     if spec.kind == "float":
         return pn.widgets.FloatInput(value=float(value), width=140, **kw)
     text = "" if value is None else (value if spec.kind == "str" else json.dumps(value))
+    if spec.kind == "json":  # the format, in the label and the placeholder
+        kw[_LABEL] += " (JSON: null, a number or a list like [0, 0.5, 1])"
+        return pn.widgets.TextInput(value=str(text), width=240, placeholder="e.g. [0, 0.25, 0.5, 1]", **kw)
     return pn.widgets.TextInput(value=str(text), width=200, **kw)
 
 
@@ -302,18 +337,40 @@ class Dashboard:
 
     # ---------------------------------------------------------------------------------------------- views
     def _particle_figure(self, side: str):
-        fig = figure(width=440, height=420, match_aspect=True, tools="pan,wheel_zoom,box_zoom,reset,save",
-                     title=f"{side.upper()}: particles and paths", x_range=(-4, 4), y_range=(-4, 4))
+        fig = figure(width=420, height=400, match_aspect=True, tools="pan,wheel_zoom,box_zoom,reset,save",
+                     title=f"{side.upper()}: particles and paths", x_range=(-4, 4), y_range=(-4, 4),
+                     x_axis_label="x[0] (first coordinate)", y_axis_label="x[1] (second coordinate)")
         fig.scatter("x", "y", source=self.target_src, size=2, color="#bbbbbb", alpha=0.5, legend_label="exact target")
         fig.line("x", "y", source=self.path_src[side], color=COLORS[side], alpha=0.35, line_width=1)
-        fig.scatter("x", "y", source=self.point_src[side], size=2.5, color=COLORS[side], alpha=0.6,
-                    legend_label="particles")
+        pts = fig.scatter("x", "y", source=self.point_src[side], size=2.5, color=COLORS[side], alpha=0.6,
+                          legend_label="particles")
+        fig.add_tools(HoverTool(renderers=[pts], tooltips=[("x[0]", "@x{0.000}"), ("x[1]", "@y{0.000}")]))
         fig.legend.location = "top_left"
         fig.legend.label_text_font_size = "8pt"
         fig.toolbar.logo = None
         return fig
 
+    def _image_figure(self, side: str):
+        """Sample images for field problems: rows = the first samples, columns = start, mid-run, current
+        (final when done) and exact/reference samples; hover gives the value."""
+        fig = figure(width=420, height=400, match_aspect=True, tools="pan,wheel_zoom,reset,save",
+                     title=f"{side.upper()}: sample fields (start · mid-run · final · reference)",
+                     x_axis_label="column: start, mid-run, final, reference", y_axis_label="sample")
+        fig.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self.img_src[side],
+                  color_mapper=self.img_mapper)
+        fig.add_tools(HoverTool(tooltips=[("panel", "@label"), ("value", "@image{0.000}")]))
+        fig.xaxis.major_label_text_font_size = "0pt"
+        fig.yaxis.major_label_text_font_size = "0pt"
+        fig.toolbar.logo = None
+        return fig
+
     def _make_views(self) -> None:
+        from bokeh.models import LinearColorMapper
+
+        self.img_mapper = LinearColorMapper(palette="Viridis256", low=-3, high=3)
+        self.img_src = {s: ColumnDataSource({"image": [], "x": [], "y": [], "dw": [], "dh": [], "label": []})
+                        for s in "ab"}
+        self.img_fig = {s: self._image_figure(s) for s in "ab"}
         empty_pts = {"x": np.zeros(0), "y": np.zeros(0)}
         self.target_src = ColumnDataSource(dict(empty_pts))
         self.point_src = {s: ColumnDataSource(dict(empty_pts), name=f"points_{s}") for s in "ab"}
@@ -321,8 +378,11 @@ class Dashboard:
         self.spec_src = {s: ColumnDataSource({"k": [], "E": []}) for s in ("a", "b", "target")}
         self.hist_src = ColumnDataSource({"nfe": [], "value": [], "label": [], "color": [], "metric": []})
         self.fig = {s: self._particle_figure(s) for s in "ab"}
-        sf = figure(width=440, height=300, x_axis_type="log", y_axis_type="log", tools="pan,wheel_zoom,reset,save",
-                    title="energy spectrum of the density (radial shells)", x_axis_label="k", y_axis_label="E(k)")
+        from bokeh.models import Range1d
+
+        sf = figure(width=420, height=300, x_axis_type="log", y_axis_type="log", tools="pan,wheel_zoom,reset,save",
+                    title="energy spectrum of the particle density (radial shells)", x_axis_label="k",
+                    y_axis_label="E(k)", y_range=Range1d(1e-8, 1.0))
         sf.line("k", "E", source=self.spec_src["target"], color="#777777", line_dash="dashed", legend_label="exact")
         for s in "ab":
             sf.line("k", "E", source=self.spec_src[s], color=COLORS[s], line_width=2, legend_label=s.upper())
@@ -339,6 +399,7 @@ class Dashboard:
         self.status = {s: pn.pane.HTML("", css_classes=[f"status-{s}"], margin=(0, 10)) for s in "ab"}
         self.alert = pn.pane.HTML("", visible=False, css_classes=["error-msg"], sizing_mode="stretch_width")
         self.pane = {s: pn.pane.Bokeh(self.fig[s]) for s in "ab"}
+        self.img_pane = {s: pn.pane.Bokeh(self.img_fig[s], visible=False) for s in "ab"}
 
     def _make_layout(self):
         w = self.w
@@ -352,10 +413,10 @@ class Dashboard:
             pn.Row(self.run_button, self.stop_button), self.png_download, self.json_download, self.share,
             width=330,
         )
-        self.b_column = pn.Column(self.status["b"], self.pane["b"], visible=bool(w["compare"].value))
+        self.b_column = pn.Column(self.status["b"], self.pane["b"], self.img_pane["b"], visible=bool(w["compare"].value))
         main = pn.Column(
             self.alert,
-            pn.Row(pn.Column(self.status["a"], self.pane["a"]), self.b_column),
+            pn.Row(pn.Column(self.status["a"], self.pane["a"], self.img_pane["a"]), self.b_column),
             pn.Row(pn.pane.Bokeh(self.spec_fig), pn.pane.Bokeh(self.err_fig)),
         )
         return pn.Row(side, main)
@@ -415,6 +476,17 @@ class Dashboard:
                 if run is not None:
                     self._recorded[s] = False
                     self._seen[s] = -1
+            if cfg.data != getattr(self, "_shown_data", cfg.data) or cfg.data_params != getattr(
+                    self, "_shown_data_params", cfg.data_params):  # another data set: no stale plots
+                for s in "ab":
+                    self.point_src[s].data = {"x": np.zeros(0), "y": np.zeros(0)}
+                    self.path_src[s].data = {"x": np.zeros(0), "y": np.zeros(0)}
+                    self.img_src[s].data = {k: [] for k in self.img_src[s].data}
+                for src in self.spec_src.values():
+                    src.data = {"k": [], "E": []}
+                self.target_src.data = {"x": [], "y": []}
+                self._target_shown = _UNSET
+            self._shown_data, self._shown_data_params = cfg.data, dict(cfg.data_params)
         self._refresh_alert()
 
     def _sync_url(self, cfg: DashboardConfig) -> None:
@@ -469,13 +541,25 @@ class Dashboard:
                 k, e = frame["spectrum"]
                 self.spec_src[side].data = {"k": k, "E": e}
             self.redraws += 1
-        if "target_xy" in frame and frame["target_xy"] is not getattr(self, "_target_shown", None):
+        if frame.get("is_field") is not None and self.img_pane[side].visible != bool(frame["is_field"]):
+            self.img_pane[side].visible = bool(frame["is_field"])
+            self.pane[side].visible = not frame["is_field"]
+            self.spec_fig.title.text = ("energy spectrum of the fields (radial shells)" if frame["is_field"] else
+                                        "energy spectrum of the particle density (radial shells)")
+        if frame.get("images") is not None and (slow_due or final):
+            self.img_src[side].data = _image_tiles(frame["images"], frame.get("target_images"))
+        if "target_xy" in frame and frame["target_xy"] is not getattr(self, "_target_shown", _UNSET):
             self._target_shown = frame["target_xy"]
             t = frame["target_xy"]
             self.target_src.data = {"x": t[:, 0], "y": t[:, 1]} if t is not None else {"x": [], "y": []}
             if frame.get("target_spectrum") is not None:
                 k, e = frame["target_spectrum"]
                 self.spec_src["target"].data = {"k": k, "E": e}
+                self.spec_fig.y_range.start, self.spec_fig.y_range.end = spectrum_range(e)
+            ti = frame.get("target_images")
+            if ti is not None and np.isfinite(ti).all() and ti.size:
+                lim = float(np.quantile(np.abs(ti), 0.995)) or 1.0
+                self.img_mapper.low, self.img_mapper.high = -lim, lim
             box = frame.get("box", 4.0)
             for f in self.fig.values():
                 f.x_range.start, f.x_range.end, f.y_range.start, f.y_range.end = -box, box, -box, box

@@ -90,9 +90,45 @@ def histogram_spectrum(xy: np.ndarray, box: float, bins: int = HIST_BINS) -> Tup
 def frame_spectrum(x: torch.Tensor, box: float) -> Tuple[np.ndarray, np.ndarray]:
     """The spectrum shown for a state ``x``: of the fields themselves when samples are square 2-D fields
     ``(B, [C,] N, N)`` (digits, vorticity), else of the density histogram of the first two coordinates."""
-    if x.dim() >= 3 and x.shape[-1] == x.shape[-2] and x.shape[-1] >= 4:
+    if is_field(x):
         return radial_spectrum(x[:256])
     return histogram_spectrum(to_xy(x), box)
+
+
+def is_field(x: torch.Tensor) -> bool:
+    """True when samples are square 2-D fields ``(B, [C,] N, N)`` (shown as images, spectra of the fields)."""
+    return x.dim() >= 3 and x.shape[-1] == x.shape[-2] and x.shape[-1] >= 4
+
+
+#: sample images shown per field view (the first IMAGES particles).
+IMAGES = 2
+
+
+def field_images(x: torch.Tensor, n: int = IMAGES) -> np.ndarray:
+    """The first ``n`` samples of a field batch as float32 images ``(n, N, N)`` (first channel)."""
+    f = x.detach()[:n].to(torch.float32).cpu()
+    while f.dim() > 3:
+        f = f[:, 0]
+    return f.numpy()
+
+
+def spectral_error(spec: Tuple[np.ndarray, np.ndarray], ref: Tuple[np.ndarray, np.ndarray],
+                   floor: float = 1e-10) -> Optional[float]:
+    r"""Relative L2 error of a spectrum per shell, averaged over the shells the reference resolves:
+
+    .. math:: e = \Big(\frac1{|S|}\sum_{k\in S}\Big(\frac{E(k) - E_\mathrm{ref}(k)}{E_\mathrm{ref}(k)}\Big)^2\Big)^{1/2},
+              \quad S = \{k : E_\mathrm{ref}(k) > \mathrm{floor}\cdot\max E_\mathrm{ref}\}.
+    """
+    k, e = spec
+    kr, er = ref
+    m = min(len(e), len(er))
+    if m == 0:
+        return None
+    e, er = np.asarray(e[:m], dtype=float), np.asarray(er[:m], dtype=float)
+    keep = er > floor * er.max()
+    if not keep.any():
+        return None
+    return float(np.sqrt(np.mean(((e[keep] - er[keep]) / er[keep]) ** 2)))
 
 
 def to_xy(x: torch.Tensor) -> np.ndarray:
@@ -209,12 +245,13 @@ def target_future(cfg: Dict[str, Any], executor: Optional[SessionExecutor] = Non
             if executor is not None and executor.closed:  # the session left while this job waited
                 raise WorkbenchError("the session was closed")
             target = problem.sample_target(interp, cfg["t_end"], TARGET_SAMPLES, g)
-        out = {"target": target, "box": 4.0, "xy": None, "spectrum": None}
+        out = {"target": target, "box": 4.0, "xy": None, "spectrum": None, "images": None}
         if target is not None:
             xy = to_xy(target)
             out["box"] = max(float(np.quantile(np.abs(xy), 0.999)) * 1.15, 1e-3)
             out["xy"] = xy[:1000]
             out["spectrum"] = frame_spectrum(target, out["box"])
+            out["images"] = field_images(target) if is_field(target) else None
         return out
 
     return _shared(_key("target", cfg["data"], cfg["data_params"], cfg["interpolant"], cfg["interpolant_params"],
@@ -364,9 +401,13 @@ class LiveRun:
             p = min(self.n_paths, start.shape[0])
             paths = [to_xy(start[:p])]
             xy = to_xy(start)
+            fields = is_field(start)
+            images = {"start": field_images(start), "mid": None, "final": None} if fields else None
             self._publish(state="running", step=0, steps_total=total, t=float(run.grid[0]), xy=xy,
                           paths=np.stack(paths), spectrum=frame_spectrum(start, box), box=box, rejected=0,
-                          target_xy=tinfo["xy"], target_spectrum=tinfo["spectrum"])
+                          target_xy=tinfo["xy"], target_spectrum=tinfo["spectrum"], is_field=fields,
+                          images=images, target_images=tinfo.get("images"))
+            t_mid = 0.5 * (float(run.grid[0]) + t_end)
             x_final, nfe, steps, rejected = start, 0, 0, 0
             for step in run:
                 if self._cancel.is_set():
@@ -380,9 +421,15 @@ class LiveRun:
                 xy = to_xy(step.x)
                 paths.append(xy[:p])
                 elapsed = time.perf_counter() - t0
+                extra = {}
+                if fields:  # start, the first state past mid-run, the current one
+                    images = dict(images, final=field_images(step.x))
+                    if images["mid"] is None and step.t_next >= t_mid:
+                        images["mid"] = images["final"]
+                    extra["images"] = images
                 self._publish(step=steps, t=step.t_next, nfe=nfe, xy=xy, paths=np.stack(paths),
                               spectrum=frame_spectrum(step.x, box), rejected=rejected, wall=elapsed,
-                              steps_per_s=steps / max(elapsed, 1e-9))
+                              steps_per_s=steps / max(elapsed, 1e-9), **extra)
                 if step.t_next >= t_end - 1e-12:
                     break  # the last step: stop here, the run's own full-size scoring is not needed
             if self._cancel.is_set():
@@ -413,7 +460,10 @@ class LiveRun:
                     m = reference.shape[0]
                     d = (x_final[:m].detach().to(torch.float64).cpu() - reference).reshape(m, -1).norm(dim=1)
                     error = float(d.mean())
-            self._publish(state="done", error=error, sw2=sw2, nfe=nfe, wall=wall)
+            spec_err = None
+            if fields and tinfo["spectrum"] is not None:
+                spec_err = spectral_error(frame_spectrum(x_final, box), tinfo["spectrum"])
+            self._publish(state="done", error=error, sw2=sw2, nfe=nfe, wall=wall, spectral_error=spec_err)
         except Exception as exc:  # shown as one line in the page, never as a traceback
             self._publish(state="failed", message=f"{self.label}: {type(exc).__name__}: {exc}")
 
@@ -453,6 +503,8 @@ def format_status(frame: Dict[str, Any], label: str, solver: str, schedule: str)
         parts.append(f"error {frame['error']:.3e}")
     if frame.get("sw2") is not None:
         parts.append(f"SW2 {frame['sw2']:.3e}")
+    if frame.get("spectral_error") is not None:
+        parts.append(f"spectral error {frame['spectral_error']:.3e}")
     if frame.get("rejected"):
         parts.append(f"rejected {frame['rejected']}")
     if frame.get("wall") is not None:

@@ -137,7 +137,7 @@ def test_a_slow_model_build_never_blocks_another_session(monkeypatch):
         fast.tick()
         time.sleep(0.02)
     assert fast.runs["a"].latest()[1]["state"] == "done"
-    assert not slow.runs["a"].finished and build.active == 1   # the other session is still building its model
+    assert not slow.runs["a"].finished and build.active >= 1   # the other session is still building its model
     close_and_release([slow, fast], build)
 
 
@@ -164,4 +164,60 @@ def test_idle_dashboard_stops_its_periodic_callback(monkeypatch):
     assert not fake.running and "done" in d.status["a"].object    # stopped once the run was drawn
     d.w["nfe"].value = 6                                         # a control change wakes it up again
     assert fake.running and fake.starts == 2
+    d.close()
+
+
+def test_field_frames_show_images_field_spectrum_title_and_a_sensible_range():
+    import numpy as np
+
+    from widgets.app import spectrum_range
+
+    d = Dashboard({"particles": "50"}, periodic=False, autostart=False)
+    rng = np.random.default_rng(0)
+    imgs = rng.normal(size=(2, 16, 16)).astype(np.float32)
+    k = np.arange(1, 9, dtype=float)
+    e_ref = 10.0 ** (-2.5 * np.arange(8))                     # falls to 1e-17.5: must not set the axis
+    frame = {"state": "running", "is_field": True, "xy": np.zeros((4, 2), np.float32),
+             "paths": np.zeros((1, 4, 2), np.float32), "spectrum": (k, e_ref), "box": 3.0,
+             "images": {"start": imgs, "mid": None, "final": imgs}, "target_images": imgs * 2,
+             "target_xy": None, "target_spectrum": (k, e_ref)}
+    d.draw("a", None, frame)
+    assert d.img_pane["a"].visible and not d.pane["a"].visible
+    assert "fields" in d.spec_fig.title.text
+    labels = d.img_src["a"].data["label"]
+    assert len(labels) == 6 and {lb.split(",")[0] for lb in labels} == {"start", "final", "reference"}
+    lo, hi = spectrum_range(e_ref)
+    assert (d.spec_fig.y_range.start, d.spec_fig.y_range.end) == (lo, hi)
+    assert lo == e_ref.max() * 1e-8 / 2 and hi == 3 * e_ref.max()
+    d.close()
+
+
+def test_spectral_error_closed_forms():
+    import numpy as np
+
+    from widgets.live import spectral_error
+
+    k = np.arange(1, 6, dtype=float)
+    e = np.array([1.0, 0.5, 0.25, 1e-3, 1e-20])
+    assert spectral_error((k, e), (k, e)) == 0.0
+    assert abs(spectral_error((k, 2 * e), (k, e)) - 1.0) < 1e-12        # twice the energy in every shell
+    half = e.copy()
+    half[0] *= 1.5                                                   # one of the 4 resolved shells off by 50 %
+    assert abs(spectral_error((k, half), (k, e)) - (0.25 / 4) ** 0.5) < 1e-12
+
+
+def test_changing_the_data_set_clears_the_old_plots():
+    d = Dashboard({"solver": "euler", "nfe": "4", "particles": "50"}, periodic=False, debounce=0.0)
+    d.tick()
+    d.runs["a"].join(30)
+    d.tick()
+    assert len(d.point_src["a"].data["x"]) == 50 and len(d.target_src.data["x"]) > 0
+    d._building = True                      # change the control without its watcher, then start by hand
+    d.w["data"].value = "gaussian"
+    d._build_params("data", {})
+    d._building = False
+    d.start_runs()
+    assert len(d.point_src["a"].data["x"]) == 0 and len(d.target_src.data["x"]) == 0
+    assert len(d.spec_src["target"].data["k"]) == 0
+    d.runs["a"].join(30)
     d.close()
