@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import ConfigError
+from ..files import atomic_path, atomic_write_text
 from ..interpolants import Interpolant, canonical_prediction
 from .predictor import Predictor, interpolant_config, resolve_interpolant
 
@@ -41,9 +42,11 @@ def save(predictor: Predictor, path: PathLike, extra: Optional[Dict[str, Any]] =
     weights, cfg_path = paths(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
     sd = state_dict if state_dict is not None else predictor.network.state_dict()
-    save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(weights))
     cfg = {"format": FORMAT, "version": VERSION, **predictor.config(), "extra": dict(extra or {})}
-    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
+    text = json.dumps(cfg, indent=2, sort_keys=True)
+    with atomic_path(weights) as tmp:  # an interrupted save leaves the old model (or none), never a truncated one
+        save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(tmp))
+    atomic_write_text(cfg_path, text)
     return weights
 
 

@@ -82,19 +82,10 @@ class SampleResult:
 
 
 def check_nfe(nfe: object, minimum: int = 1, solver: str = "") -> int:
-    """Validate an NFE budget: an integer ≥ ``minimum``."""
-    if isinstance(nfe, bool) or not isinstance(nfe, int):
-        try:
-            ok = float(nfe) == int(nfe)  # type: ignore[arg-type]
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            raise ConfigError("nfe", f"must be an integer >= {minimum}, got {nfe!r}")
-        nfe = int(nfe)  # type: ignore[arg-type]
-    if nfe < minimum:
-        who = f" for solver {solver!r}" if solver else ""
-        raise ConfigError("nfe", f"must be >= {minimum}{who}, got {nfe}")
-    return nfe
+    """Validate an NFE budget: an integer in ``[minimum, MAX_NFE]`` (:func:`workbench.validation.nfe`)."""
+    from .. import validation
+
+    return validation.nfe(nfe, minimum, solver)
 
 
 class Solver(Config):
