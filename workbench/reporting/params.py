@@ -73,8 +73,14 @@ def _load_notebook(notebook: Union[str, Path, Mapping]) -> Mapping:
         raise ConfigError("notebook", f"file {str(path)!r} does not exist")
     if path.suffix != ".ipynb":
         raise ConfigError("notebook", f"expected a .ipynb file, got {str(path)!r}")
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            nb = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("notebook", f"{str(path)!r} is not a valid notebook (JSON error: {exc})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells", []), list):
+        raise ConfigError("notebook", f"{str(path)!r} is not a valid notebook (expected a JSON object with 'cells')")
+    return nb
 
 
 def parameters_cell(notebook: Union[str, Path, Mapping]) -> Optional[str]:

@@ -88,6 +88,26 @@ def check_nfe(nfe: object, minimum: int = 1, solver: str = "") -> int:
     return validation.nfe(nfe, minimum, solver)
 
 
+def check_grid(grid: object) -> torch.Tensor:
+    """A user's time grid as a 1-D float64 tensor: at least two finite points in [0, 1], strictly monotone
+    (increasing for sampling; strictly decreasing is allowed for inversion), else a :class:`ConfigError`.
+    A tensor is checked on a detached copy and returned unchanged."""
+    try:
+        g = torch.as_tensor(grid, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError("grid", f"must be a 1-D sequence of times, got {type(grid).__name__} ({exc})") from None
+    if g.dim() != 1 or g.numel() < 2:
+        raise ConfigError("grid", f"needs at least two times in a 1-D sequence, got shape {tuple(g.shape)}")
+    if not bool(torch.isfinite(g).all()) or float(g.min()) < 0.0 or float(g.max()) > 1.0:
+        raise ConfigError("grid", f"times must be finite and within [0, 1], got {g.tolist()}")
+    d = g[1:] - g[:-1]
+    if not (bool((d > 0).all()) or bool((d < 0).all())):
+        i = int(torch.nonzero(d <= 0).flatten()[0]) if bool((d[0] > 0)) else int(torch.nonzero(d >= 0).flatten()[0])
+        raise ConfigError("grid", f"times must be strictly increasing (or, for inversion, strictly decreasing); "
+                                  f"t[{i}]={g[i].item():.6g} is followed by t[{i + 1}]={g[i + 1].item():.6g}")
+    return grid if isinstance(grid, torch.Tensor) else g  # a tensor is kept as given (device, autograd)
+
+
 class Solver(Config):
     """Common interface of all samplers: an immutable value (:class:`~workbench.config.Config`: its fields are the
     constructor's parameters, equality and hash by value, ``replace(...)`` for a changed copy), stateless between runs.
@@ -182,6 +202,8 @@ class Solver(Config):
             raise ConfigError("x", "must be a tensor of shape (B, ...)")
         if grid is None:
             grid = self.make_grid(field, nfe, schedule, t_start, t_end)
+        else:
+            grid = check_grid(grid)
         return SamplingRun(self, field, x, nfe, grid, return_trajectory, generator, progress)
 
 

@@ -141,7 +141,12 @@ def pretrained(spec: Optional[Dict[str, Any]] = None, cache: bool = True) -> Pre
     key = hashlib.sha1(json.dumps(key_spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
     stem = _cache_root() / f"{spec['dataset']}-{spec['interpolant']}-{key}" / "model"
     if cache and io.paths(stem)[0].exists():
-        return io.load(stem)
+        try:
+            return io.load(stem)
+        except ConfigError as exc:  # a corrupt cache entry is rebuilt, never used
+            import warnings
+
+            warnings.warn(f"the cached model is unusable ({exc}); retraining it", RuntimeWarning, stacklevel=2)
     spec["train"] = {**spec["train"], "progress": False, "out_dir": None}
     with torch.random.fork_rng(devices=[]):   # do not disturb the caller's global RNG
         tr, _, _ = train_spec(spec)

@@ -299,10 +299,18 @@ class Trainer:
         st_path, meta_path = out / "trainer_state.safetensors", out / "trainer_state.json"
         if not st_path.exists() or not meta_path.exists():
             raise ConfigError("resume", f"no trainer state in {out} (expected trainer_state.safetensors/.json)")
-        meta = json.loads(meta_path.read_text())
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError("resume", f"{meta_path} is not valid JSON ({exc})") from None
+        if not isinstance(meta, dict) or not {"model", "step", "history", "param_groups"} <= set(meta):
+            raise ConfigError("resume", f"{meta_path} is not a trainer state (needs model, step, history, param_groups)")
         if meta["model"] != self.predictor.config():
             raise ConfigError("resume", f"the checkpoint in {out} is for model {meta['model']}, not {self.predictor.config()}")
-        t = load_file(str(st_path))
+        try:
+            t = load_file(str(st_path))
+        except Exception as exc:  # noqa: BLE001 - SafetensorError etc.: a truncated or foreign file
+            raise ConfigError("resume", f"{st_path} is not a readable safetensors file ({type(exc).__name__}: {exc})") from None
         dev = dict(device=self.device)
         self.predictor.network.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
         self.predictor.to(**dev)
