@@ -2,13 +2,14 @@
 reports and sweeps.
 
 Every check names the parameter and the allowed values in a :class:`~workbench.errors.ConfigError`; nothing is
-coerced silently: ``True`` is not an integer, ``"8"`` is not a number, ``3.5`` is not an integer. Integral floats
-(``8.0``, e.g. from a YAML file) are accepted as integers. Upper bounds keep hostile values (``nfe=10**9``,
+coerced silently: ``True`` is not an integer, ``"8"`` is not a number, ``3.5`` is not an integer (an NFE budget
+alone also takes an integral float such as ``8.0``, as it always did). Upper bounds keep hostile values (``nfe=10**9``,
 ``seed=2**64``) from reaching allocators or C ``long long`` conversions as raw tracebacks.
 
 Bounds (module constants, the same everywhere):
 
-* :data:`MAX_NFE` = 10⁶ model evaluations per run (a grid of 10⁶ float64 points is 8 MB);
+* :data:`MAX_NFE` = 10⁶ model evaluations per fixed-step run (a grid of 10⁶ float64 points is 8 MB);
+  :data:`MAX_ADAPTIVE_NFE` = 10¹² for an adaptive solver's cap (internal reference solves use 10⁷);
 * :data:`MAX_SEED` = 2⁵³ − 1 (exact in JSON/float64, and far from torch's 64-bit limit after seed offsets);
 * :data:`MAX_SAMPLES` = 10⁷ particles per run.
 """
@@ -22,6 +23,7 @@ from typing import Iterable, Optional
 from .errors import ConfigError
 
 MAX_NFE = 1_000_000
+MAX_ADAPTIVE_NFE = 10 ** 12
 MAX_SEED = 2 ** 53 - 1
 MAX_SAMPLES = 10_000_000
 
@@ -38,15 +40,18 @@ def _range_text(minimum: Optional[float], maximum: Optional[float]) -> str:
 
 
 def integer(name: str, value: object, minimum: Optional[int] = None, maximum: Optional[int] = None,
-            hint: str = "") -> int:
+            hint: str = "", integral_floats: bool = False) -> int:
     """``value`` as an ``int`` in ``[minimum, maximum]`` or a :class:`ConfigError` naming ``name``.
 
-    Accepted: ints (numpy ints too) and integral floats; refused: bools, strings, non-integral or non-finite numbers.
+    Accepted: ints (numpy ints too), and integral floats (``8.0``) when ``integral_floats``; refused: bools,
+    strings, other floats.
     """
     what = f"an integer {_range_text(minimum, maximum)}".rstrip() + hint
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigError(name, f"must be {what}, got {value!r} ({type(value).__name__})")
     if not isinstance(value, numbers.Integral):
+        if not integral_floats:
+            raise ConfigError(name, f"must be {what}, got {value!r} ({type(value).__name__})")
         f = float(value)
         if not (math.isfinite(f) and f.is_integer()):
             raise ConfigError(name, f"must be {what}, got {value!r}")
@@ -74,10 +79,11 @@ def number(name: str, value: object, minimum: Optional[float] = None, maximum: O
     return v
 
 
-def nfe(value: object, minimum: int = 1, solver: str = "") -> int:
-    """An NFE budget: an integer in ``[minimum, MAX_NFE]``."""
+def nfe(value: object, minimum: int = 1, solver: str = "", maximum: int = MAX_NFE) -> int:
+    """An NFE budget: an integer in ``[minimum, maximum]`` (an adaptive solver's budget is only a cap, no grid is
+    built from it, so its callers pass :data:`MAX_ADAPTIVE_NFE`)."""
     who = f" for solver {solver!r}" if solver else ""
-    v = integer("nfe", value, maximum=MAX_NFE)
+    v = integer("nfe", value, maximum=maximum, integral_floats=True)
     if v < minimum:
         raise ConfigError("nfe", f"must be >= {minimum}{who}, got {v}")
     return v
@@ -124,5 +130,5 @@ def check_memory(name: str, needed: int, what: str) -> None:
                                 f"of memory is available; lower it")
 
 
-__all__ = ["MAX_NFE", "MAX_SEED", "MAX_SAMPLES", "integer", "number", "nfe", "seed", "n_samples", "choice",
+__all__ = ["MAX_NFE", "MAX_ADAPTIVE_NFE", "MAX_SEED", "MAX_SAMPLES", "integer", "number", "nfe", "seed", "n_samples", "choice",
            "available_memory", "check_memory"]

@@ -81,11 +81,12 @@ class SampleResult:
     wall_time: float = 0.0
 
 
-def check_nfe(nfe: object, minimum: int = 1, solver: str = "") -> int:
-    """Validate an NFE budget: an integer in ``[minimum, MAX_NFE]`` (:func:`workbench.validation.nfe`)."""
+def check_nfe(nfe: object, minimum: int = 1, solver: str = "", adaptive: bool = False) -> int:
+    """Validate an NFE budget: an integer in ``[minimum, MAX_NFE]`` (``MAX_ADAPTIVE_NFE`` for an adaptive
+    solver's cap; :func:`workbench.validation.nfe`)."""
     from .. import validation
 
-    return validation.nfe(nfe, minimum, solver)
+    return validation.nfe(nfe, minimum, solver, validation.MAX_ADAPTIVE_NFE if adaptive else validation.MAX_NFE)
 
 
 def check_grid(grid: object) -> torch.Tensor:
@@ -196,7 +197,7 @@ class Solver(Config):
                grid: Optional[torch.Tensor] = None) -> "SamplingRun":
         """Like :meth:`sample`, but returns a :class:`SamplingRun`: iterate it to receive each :class:`Step`
         as it happens (live plots); ``run.result`` is set when the loop ends; ``run.cancel()`` stops early."""
-        nfe = check_nfe(nfe, 1 if self.adaptive else self.evals_per_step, self.name)
+        nfe = check_nfe(nfe, 1 if self.adaptive else self.evals_per_step, self.name, adaptive=self.adaptive)
         self.check_interpolant(field)
         if not isinstance(x, torch.Tensor) or x.dim() < 1:
             raise ConfigError("x", "must be a tensor of shape (B, ...)")
@@ -279,7 +280,8 @@ class SamplingRun:
                 i = int((~flags).nonzero()[0])
                 raise NonFiniteError(
                     f"trajectory: NaN/Inf (or overflow) appeared at step {i} (t={times[i + 1]:.6g}) of solver "
-                    f"{solver.name!r}; try more NFE, a different schedule, or a smaller eps"
+                    f"{solver.name!r}; if the model itself returns NaN/Inf (check its weights and inputs at that t) "
+                    f"no budget helps, else the integration blew up: try more NFE, a different schedule, or a smaller eps"
                 )
         self.result = SampleResult(
             x=last, times=torch.tensor(times, dtype=torch.float64), nfe=field.nfe, nfe_budget=self.nfe_budget,

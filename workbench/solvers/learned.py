@@ -25,6 +25,7 @@ from typing import Any, List, Optional, Tuple, Union
 
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 from ..models.field import DATA_SCORE, Field
 from .base import SOLVERS, Solver
@@ -164,8 +165,7 @@ def fit_nonstationary(field: Field, x_pilot: torch.Tensor, nfe: int,
     if not isinstance(field, Field):
         raise ConfigError("field", f"must be a Field, got {type(field).__name__}")
     for name, v in (("adam_steps", adam_steps), ("lbfgs_steps", lbfgs_steps)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ConfigError(name, f"must be an integer >= 0, got {v!r}")
+        validation.integer(name, v, 0)
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):
         raise ConfigError("lr", f"must be a positive number, got {lr!r}")
     if select not in ("fit", "holdout"):
