@@ -57,12 +57,16 @@ def main() -> int:
     ap.add_argument("--out-dir", default=os.path.join("benchmarks", "results", "fields"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--timing-only", action="store_true", help="only append the solver timing table to summary.md")
+    ap.add_argument("--sim-grid", type=int, default=None,
+                    help="simulation grid of the data (default SpectraConfig's 64; 128 resolves shells <= 15 to 0.1 %%)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.timing_only:
         print(append_timing(os.path.join(args.out_dir, "summary.md"), 64, args.threads))
         return 0
     cfg = SpectraConfig.quick() if args.quick else SpectraConfig()
+    if args.sim_grid is not None:
+        cfg.sim_grid = args.sim_grid
     res = run_spectra_comparison(cfg, progress=True, with_generator=True)
     paths = write_outputs(res, args.out_dir)
     timing = append_timing(paths["summary"], cfg.sim_grid, args.threads)

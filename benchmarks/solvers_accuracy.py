@@ -3,8 +3,8 @@
 Metric 1: mean L2 distance of the final samples to the exact PF-ODE map of the same start states
 (Dormand–Prince rtol = atol = 1e-10, float64). Metric 2: sliced-W2 to exact data samples.
 
-Ours run on two interpolants: VP (β 0.1..20, started at the λ of diffusers' first timestep so the peers solve
-the same problem) and linear (t = 0 → 1). Peers: diffusers DPMSolverMultistep / UniPC / DEIS / Euler / Heun
+Ours run on two interpolants: VP (diffusers' linear-β table 1e-4..0.02 as ``discrete_vp``, started at its first
+timestep so the peers solve the same problem) and linear (t = 0 → 1). Peers: diffusers DPMSolverMultistep / UniPC / DEIS / Euler / Heun
 (VP linear β, their own timesteps and step() loop, driven by the exact ε-model), flow_matching ODESolver
 (euler, midpoint) and torchdiffeq odeint (rk4) on the linear interpolant.
 
@@ -146,15 +146,10 @@ def run(n: Dict[str, int], n_pilot: int = 384, ns: bool = True) -> List[Dict]:
     for pname in ("gmm2d", "gmm_nd"):
         prob = PROBLEMS.get(pname)
         for iname in ("vp", "linear"):
-            I = interpolants.get(iname)
-            if iname == "vp":  # the λ of diffusers' first timestep (t = 999 of the linear-β table)
-                import diffusers
-
-                ac = diffusers.DPMSolverMultistepScheduler(beta_schedule="linear", beta_start=1e-4, beta_end=0.02).alphas_cumprod.to(torch.float64)
-                lam0 = 0.5 * math.log(float(ac[-1]) / (1 - float(ac[-1])))
-                t0 = float(I.t_from_log_snr(torch.tensor([lam0], dtype=torch.float64))[0])
-            else:
-                t0 = 0.0
+            # "vp" is diffusers' own linear-β table (discrete_vp): t = 0 is its first timestep (t = 999, λ = −5.0588),
+            # so ours and the peers solve the same problem from the same start states
+            I = interpolants.get("discrete_vp" if iname == "vp" else iname)
+            t0 = 0.0
             g = torch.Generator().manual_seed(0)
             x0 = prob.sample_start(I, t0, n[pname], g)
             target = prob.sample_target(I, 1.0, n[pname], g)

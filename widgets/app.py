@@ -1,14 +1,21 @@
 """The Panel dashboard: controls built from the registries, live particle/path, spectrum and error-vs-NFE views.
 
 Serve it with ``workbench serve`` or ``panel serve widgets/app.py``; in Python, ``create_app()`` returns the
-layout. One :class:`Dashboard` per browser session (Panel runs this module once per session), holding its own
-runs, periodic callback and history, so two tabs never see each other's runs. Sampling runs in
-:class:`~widgets.live.LiveRun` threads; a 50 ms periodic callback copies the newest frame into Bokeh
-``ColumnDataSource`` s (direct CDS updates: about twice the redraw rate of a HoloViews ``Pipe`` on 2 cores) and
-is stopped when the session is destroyed.
+layout; in a notebook, :func:`notebook_app` (resources inline, no CDN). One :class:`Dashboard` per browser
+session (Panel runs this module once per session), holding its own runs, periodic callback, worker threads
+(:class:`~widgets.live.SessionExecutor`) and history, so two tabs never see or wait for each other's runs.
+Sampling runs in :class:`~widgets.live.LiveRun` threads; a 50 ms periodic callback copies the newest frame into
+Bokeh ``ColumnDataSource`` s (direct CDS updates: about twice the redraw rate of a HoloViews ``Pipe`` on 2 cores).
+The callback runs only while something is pending or running (an idle page or notebook costs no CPU) and is
+stopped when the session is destroyed.
+
+Every text that can carry user input (URL messages, run errors, status lines) is shown HTML-escaped in an
+HTML pane, never rendered as Markdown or HTML. A rejected control value is reported next to that control and
+no run starts.
 """
 from __future__ import annotations
 
+import html
 import io
 import json
 import time
@@ -21,9 +28,11 @@ import panel as pn
 from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.plotting import figure
 
-from widgets.live import LiveRun, format_status, launch_runs
-from widgets.state import (EPS_RANGE, FAMILIES, NFE_RANGE, PARTICLES_RANGE, SEED_RANGE, DashboardConfig, ParamSpec,
-                           config_to_query, convert_param, param_specs, parse_query, solver_traits)
+from workbench.errors import ConfigError
+from widgets.live import LiveRun, SessionExecutor, format_status, launch_runs
+from widgets.state import (EPS_RANGE, FAMILIES, NFE_RANGE, PARTICLES_RANGE, SEED_RANGE, T_RANGE, DashboardConfig,
+                           ParamSpec, _bounded_float, _bounded_int, config_to_query, convert_param, param_specs,
+                           parse_query, solver_traits)
 
 COLORS = {"a": "#d62728", "b": "#1f77b4"}
 #: ms between redraw checks (upper bound on the redraw rate: 20 frames/s).
@@ -60,11 +69,24 @@ def _color(cls: type, value: str) -> Dict[str, str]:
     return {"color" if "color" in cls.param else "button_type": value}
 
 
+def escaped(text: str, tag: str = "p", style: str = "") -> str:
+    """``text`` as the HTML of one element with the text escaped (user input is never markup)."""
+    st = f' style="{style}"' if style else ""
+    return f"<{tag}{st}>{html.escape(str(text))}</{tag}>"
+
+
+_ALERT_STYLE = ("margin:0;padding:6px 10px;border-radius:4px;background:#f8d7da;color:#721c24;"
+                "border:1px solid #f5c6cb;white-space:pre-wrap")
+_HINT_STYLE = "margin:0 0 4px 0;color:#b00020;font-size:12px;white-space:pre-wrap"
+
+
 def _param_widget(spec: ParamSpec, value: Any, family: str):
     kw = {_LABEL: f"{family}.{spec.name}", "css_classes": [f"p-{family}-{spec.name}"]}
     if spec.kind == "bool":
         return pn.widgets.Checkbox(value=bool(value), **kw)
-    if spec.kind == "int":
+    if spec.kind == "choice":
+        return pn.widgets.Select(options=list(spec.choices), value=str(value), width=200, **kw)
+    if spec.kind == "int":  # no client-side bounds: an out-of-range value reaches us and gets a message
         return pn.widgets.IntInput(value=int(value), width=140, **kw)
     if spec.kind == "float":
         return pn.widgets.FloatInput(value=float(value), width=140, **kw)
@@ -86,6 +108,9 @@ class Dashboard:
                  debounce: float = DEBOUNCE_S):
         cfg, self.url_messages = parse_query(query)
         self.debounce = debounce
+        self.executor = SessionExecutor()
+        self._periodic = periodic
+        self.control_errors: Dict[str, str] = {}
         self.runs: Dict[str, Optional[LiveRun]] = {"a": None, "b": None}
         self.run_messages: Dict[str, Optional[str]] = {"a": None, "b": None}
         self._seen: Dict[str, int] = {"a": -1, "b": -1}
@@ -105,14 +130,13 @@ class Dashboard:
         self.closed = False
         DASHBOARDS.add(self)
         if periodic:
-            self._callback = pn.state.add_periodic_callback(self.tick, period=PERIOD_MS)
             try:
                 pn.state.on_session_destroyed(self.close)
             except Exception:  # not in a server session
                 pass
         self._refresh_alert()
         if autostart:
-            self._pending = time.monotonic()
+            self.request_run(0.0)
 
     # ---------------------------------------------------------------------------------------------- controls
     def _make_controls(self, cfg: DashboardConfig) -> None:
@@ -124,28 +148,36 @@ class Dashboard:
             "schedule": w.Select(**_lbl("schedule"), options=FAMILIES["schedule"].names(), value=cfg.schedule,
                                  css_classes=["w-schedule"]),
             "solver": w.Select(**_lbl("solver"), options=FAMILIES["solver"].names(), value=cfg.solver, css_classes=["w-solver"]),
-            "nfe": w.EditableIntSlider(**_lbl("NFE"), start=NFE_RANGE[0], end=NFE_RANGE[1], fixed_start=NFE_RANGE[0],
-                                       fixed_end=NFE_RANGE[1], value=cfg.nfe, css_classes=["w-nfe"]),
-            "eps": w.FloatSlider(**_lbl("ε (SDE solvers)"), start=EPS_RANGE[0], end=5.0, step=0.05, value=min(cfg.eps, 5.0),
-                                 css_classes=["w-eps"]),
-            "seed": w.IntInput(**_lbl("seed"), start=SEED_RANGE[0], end=SEED_RANGE[1], value=cfg.seed, css_classes=["w-seed"]),
-            "particles": w.IntInput(**_lbl("particles"), start=PARTICLES_RANGE[0], end=PARTICLES_RANGE[1],
-                                    value=cfg.particles, step=100, css_classes=["w-particles"]),
+            # no fixed bounds on the typed-in boxes: a value out of range is shown with a message, not clamped
+            "nfe": w.EditableIntSlider(**_lbl("NFE"), start=NFE_RANGE[0], end=NFE_RANGE[1], value=cfg.nfe,
+                                       css_classes=["w-nfe"]),
+            "eps": w.FloatSlider(**_lbl("ε (SDE solvers)"), start=EPS_RANGE[0], end=EPS_RANGE[1], step=0.05,
+                                 value=cfg.eps, css_classes=["w-eps"]),
+            "seed": w.IntInput(**_lbl("seed"), value=cfg.seed, css_classes=["w-seed"]),
+            "particles": w.IntInput(**_lbl("particles"), value=cfg.particles, step=100, css_classes=["w-particles"]),
+            "t_start": w.FloatInput(**_lbl("t_start"), value=cfg.t_start, step=0.001, width=140,
+                                    css_classes=["w-t-start"]),
+            "t_end": w.FloatInput(**_lbl("t_end"), value=cfg.t_end, step=0.001, width=140, css_classes=["w-t-end"]),
             "compare": w.Checkbox(**_lbl("side-by-side: compare with B (same noise)"), value=cfg.compare,
                                   css_classes=["w-compare"]),
             "solver_b": w.Select(**_lbl("solver B"), options=FAMILIES["solver"].names(), value=cfg.solver_b,
                                  css_classes=["w-solver-b"]),
             "schedule_b": w.Select(**_lbl("schedule B"), options=FAMILIES["schedule"].names(), value=cfg.schedule_b,
                                    css_classes=["w-schedule-b"]),
-            "nfe_b": w.EditableIntSlider(**_lbl("NFE B"), start=NFE_RANGE[0], end=NFE_RANGE[1], fixed_start=NFE_RANGE[0],
-                                         fixed_end=NFE_RANGE[1], value=cfg.nfe_b, css_classes=["w-nfe-b"]),
+            "nfe_b": w.EditableIntSlider(**_lbl("NFE B"), start=NFE_RANGE[0], end=NFE_RANGE[1], value=cfg.nfe_b,
+                                         css_classes=["w-nfe-b"]),
         }
+        #: the message of a rejected value, shown right under its control (escaped text).
+        self.hints: Dict[str, Any] = {k: pn.pane.HTML("", visible=False, css_classes=[f"hint-{k.replace('_', '-')}"],
+                                                      margin=(0, 10)) for k in self.w}
         self.param_boxes = {fam: pn.Column(margin=(0, 0, 0, 15)) for fam in FAMILIES}
         self.param_widgets: Dict[str, Dict[str, Any]] = {fam: {} for fam in FAMILIES}
         for fam in FAMILIES:
             self._build_params(fam, getattr(cfg, f"{fam}_params"))
-        self.traits = pn.pane.Markdown(solver_traits(cfg.solver), css_classes=["solver-traits"], margin=(0, 10))
-        self.b_box = pn.Column(self.w["solver_b"], self.w["schedule_b"], self.w["nfe_b"], visible=cfg.compare)
+        self.traits = pn.pane.HTML(escaped(solver_traits(cfg.solver, cfg.solver_params)), css_classes=["solver-traits"],
+                                   margin=(0, 10))
+        self.b_box = pn.Column(self.w["solver_b"], self.w["schedule_b"], self.w["nfe_b"], self.hints["nfe_b"],
+                               visible=cfg.compare)
         self.run_button = w.Button(**_lbl("Run"), **_color(w.Button, "primary"), css_classes=["w-run"], width=90)
         self.stop_button = w.Button(**_lbl("Stop"), **_color(w.Button, "warning"), css_classes=["w-stop"], width=90)
         self.run_button.on_click(lambda e: self.request_run(0.0))
@@ -155,7 +187,7 @@ class Dashboard:
         self.json_download = w.FileDownload(callback=self.export_json, filename="workbench-config.json",
                                             label="Export config JSON", embed=False, **_color(w.FileDownload, "light"),
                                             css_classes=["w-json"])
-        self.share = pn.pane.Markdown("", css_classes=["share-link"])
+        self.share = pn.pane.HTML("", css_classes=["share-link"])
         for key, widget in self.w.items():
             widget.param.watch(self._on_control, "value")
         self._update_enabled()
@@ -163,39 +195,86 @@ class Dashboard:
     def _build_params(self, fam: str, values: Dict[str, Any]) -> None:
         name = self.w[fam].value
         widgets = {}
+        objects = []
         for spec in param_specs(fam, name):
             pw = _param_widget(spec, values.get(spec.name, spec.default), fam)
             pw.param.watch(self._on_control, "value")
             widgets[spec.name] = pw
+            key = f"{fam}.{spec.name}"
+            self.hints[key] = pn.pane.HTML("", visible=False, css_classes=[f"hint-{fam}-{spec.name}"], margin=(0, 10))
+            objects += [pw, self.hints[key]]
         self.param_widgets[fam] = widgets
-        self.param_boxes[fam].objects = list(widgets.values())
+        self.param_boxes[fam].objects = objects
 
     def _update_enabled(self) -> None:
         from workbench.solvers import SOLVERS
 
-        self.w["eps"].disabled = not SOLVERS.cls(self.w["solver"].value).stochastic
+        takes_eps = "eps" in SOLVERS.parameters(self.w["solver"].value)
+        self.w["eps"].disabled = not takes_eps
+        setattr(self.w["eps"], _LABEL, "ε (SDE solvers)" if takes_eps else  # the label says why it is off
+                f"ε: not used by {self.w['solver'].value}")
         self.b_box.visible = bool(self.w["compare"].value)
 
-    def read_config(self) -> DashboardConfig:
-        """The configuration the controls show; bad parameter values raise :class:`ConfigError`."""
+    def check_controls(self) -> "tuple[Optional[DashboardConfig], Dict[str, str]]":
+        """The configuration the controls show, or ``(None, {control: message})`` for every refused value
+        (nothing is clamped: NFE 500, particles 0 or an empty box are refused with the allowed range)."""
+        errors: Dict[str, str] = {}
+        w = self.w
+
+        def get(key, fn):
+            try:
+                return fn(w[key].value)
+            except ConfigError as exc:
+                errors[key] = str(exc)
+                return None
+
+        nfe = get("nfe", lambda v: _bounded_int(v, "nfe", *NFE_RANGE))
+        nfe_b = get("nfe_b", lambda v: _bounded_int(v, "nfe_b", *NFE_RANGE)) if w["compare"].value else w["nfe_b"].value
+        particles = get("particles", lambda v: _bounded_int(v, "particles", *PARTICLES_RANGE))
+        seed = get("seed", lambda v: _bounded_int(v, "seed", *SEED_RANGE))
+        eps = get("eps", lambda v: _bounded_float(v, "eps", *EPS_RANGE))
+        t_start = get("t_start", lambda v: _bounded_float(v, "t_start", *T_RANGE))
+        t_end = get("t_end", lambda v: _bounded_float(v, "t_end", *T_RANGE))
+        if t_start is not None and t_end is not None and not t_start < t_end:
+            errors["t_start"] = f"t_start: must be below t_end = {t_end:g}, got {t_start:g}"
         params = {}
         for fam in FAMILIES:
-            specs = {s.name: s for s in param_specs(fam, self.w[fam].value)}
+            specs = {s.name: s for s in param_specs(fam, w[fam].value)}
             out = {}
             for pname, pw in self.param_widgets[fam].items():
                 spec = specs.get(pname)
                 if spec is None:
                     continue
-                v = convert_param(spec, pw.value, f"{fam}.{pname}")
+                try:
+                    v = convert_param(spec, pw.value, f"{fam}.{pname}")
+                except ConfigError as exc:
+                    errors[f"{fam}.{pname}"] = str(exc)
+                    continue
                 if v != spec.default:
                     out[pname] = v
             params[f"{fam}_params"] = out
-        w = self.w
+        if errors:
+            return None, errors
         return DashboardConfig(data=w["data"].value, interpolant=w["interpolant"].value, schedule=w["schedule"].value,
-                               solver=w["solver"].value, nfe=int(w["nfe"].value), eps=float(w["eps"].value),
-                               seed=int(w["seed"].value or 0), particles=int(w["particles"].value or 1),
-                               compare=bool(w["compare"].value), solver_b=w["solver_b"].value,
-                               schedule_b=w["schedule_b"].value, nfe_b=int(w["nfe_b"].value), **params)
+                               solver=w["solver"].value, nfe=nfe, eps=eps, seed=seed, particles=particles,
+                               t_start=t_start, t_end=t_end, compare=bool(w["compare"].value),
+                               solver_b=w["solver_b"].value, schedule_b=w["schedule_b"].value, nfe_b=int(nfe_b),
+                               **params), {}
+
+    def read_config(self) -> DashboardConfig:
+        """The configuration the controls show; a refused value raises :class:`ConfigError` (the first one)."""
+        cfg, errors = self.check_controls()
+        if cfg is None:
+            key = next(iter(errors))
+            raise ConfigError(key, errors[key].split(": ", 1)[-1])
+        return cfg
+
+    def _show_hints(self, errors: Dict[str, str]) -> None:
+        self.control_errors = dict(errors)
+        for key, pane in self.hints.items():
+            msg = errors.get(key)
+            pane.object = escaped(f"⚠ {msg}", style=_HINT_STYLE) if msg else ""
+            pane.visible = bool(msg)
 
     def _on_control(self, event) -> None:
         if self._building:
@@ -207,8 +286,13 @@ class Dashboard:
                 self._build_params(fam, {})
             finally:
                 self._building = False
-            if fam == "solver":
-                self.traits.object = solver_traits(event.new)
+        if event.obj is self.w["solver"] or event.obj in self.param_widgets["solver"].values():
+            try:
+                params = {k: convert_param(sp, self.param_widgets["solver"][sp.name].value, k)
+                          for sp in param_specs("solver", self.w["solver"].value) for k in [sp.name]}
+            except ConfigError:
+                params = {}
+            self.traits.object = escaped(solver_traits(self.w["solver"].value, params))
         self._update_enabled()
         self.url_messages = []
         self.cancel()
@@ -250,8 +334,8 @@ class Dashboard:
         ef.add_tools(HoverTool(tooltips=[("run", "@label"), ("NFE", "@nfe"), ("@metric", "@value")]))
         ef.toolbar.logo = None
         self.err_fig = ef
-        self.status = {s: pn.pane.Markdown("", css_classes=[f"status-{s}"], margin=(0, 10)) for s in "ab"}
-        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["error-msg"])
+        self.status = {s: pn.pane.HTML("", css_classes=[f"status-{s}"], margin=(0, 10)) for s in "ab"}
+        self.alert = pn.pane.HTML("", visible=False, css_classes=["error-msg"], sizing_mode="stretch_width")
         self.pane = {s: pn.pane.Bokeh(self.fig[s]) for s in "ab"}
 
     def _make_layout(self):
@@ -260,7 +344,9 @@ class Dashboard:
             pn.pane.Markdown("## Interpolant Workbench"),
             w["data"], self.param_boxes["data"], w["interpolant"], self.param_boxes["interpolant"],
             w["schedule"], self.param_boxes["schedule"], w["solver"], self.traits, self.param_boxes["solver"],
-            w["nfe"], w["eps"], w["seed"], w["particles"], w["compare"], self.b_box,
+            w["nfe"], self.hints["nfe"], w["eps"], self.hints["eps"], w["seed"], self.hints["seed"],
+            w["particles"], self.hints["particles"], pn.Row(w["t_start"], w["t_end"]), self.hints["t_start"],
+            self.hints["t_end"], w["compare"], self.b_box,
             pn.Row(self.run_button, self.stop_button), self.png_download, self.json_download, self.share,
             width=330,
         )
@@ -276,6 +362,29 @@ class Dashboard:
     def request_run(self, delay: float = 0.0) -> None:
         """Start a run for the current controls after ``delay`` seconds of quiet (checked by :meth:`tick`)."""
         self._pending = time.monotonic() + delay
+        self._ensure_callback()
+
+    def _ensure_callback(self) -> None:
+        """Run the periodic callback (only while something is pending or running; see :meth:`tick`)."""
+        if not self._periodic or self.closed:
+            return
+        if self._callback is None:
+            try:
+                self._callback = pn.state.add_periodic_callback(self.tick, period=PERIOD_MS)
+            except Exception:  # no document (plain Python): tests call tick() themselves
+                self._callback = None
+        elif not self._callback.running:
+            self._callback.start()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing pending, every run finished and its last frame drawn (the periodic callback may rest)."""
+        if self._pending is not None:
+            return False
+        for s, run in self.runs.items():
+            if run is not None and (not run.finished or self._seen[s] != run.latest()[0] or not self._recorded[s]):
+                return False
+        return True
 
     def cancel(self) -> None:
         """Cancel every running sample of this session (returns at once)."""
@@ -284,9 +393,18 @@ class Dashboard:
                 run.cancel()
 
     def start_runs(self) -> None:
-        """Validate the controls and start one run per side (readable messages for bad combinations)."""
+        """Validate the controls and start one run per side (a refused control value gets its message next to
+        the control and no run starts; bad combinations get one readable line)."""
         self.cancel()
-        cfg, self.runs, self.run_messages = launch_runs(self.read_config)
+        cfg, errors = self.check_controls()
+        self._show_hints(errors)
+        if cfg is None:
+            self.runs = {"a": None, "b": None}
+            self.run_messages = {"a": "not run: a control value was refused (see the message next to it)",
+                                 "b": None}
+            self._refresh_alert()
+            return
+        cfg, self.runs, self.run_messages = launch_runs(lambda: cfg, self.executor)
         if cfg is not None:
             self.config = cfg
             self._sync_url(cfg)
@@ -299,7 +417,7 @@ class Dashboard:
 
     def _sync_url(self, cfg: DashboardConfig) -> None:
         query = urlencode(config_to_query(cfg))
-        self.share.object = f"[link to this configuration](?{query})"
+        self.share.object = f'<a href="?{html.escape(query, quote=True)}">link to this configuration</a>'
         loc = pn.state.location
         if loc is not None:
             try:
@@ -309,11 +427,12 @@ class Dashboard:
 
     def _refresh_alert(self) -> None:
         msgs = list(self.url_messages) + [m for m in self.run_messages.values() if m]
-        self.alert.object = "\n\n".join(f"⚠ {m}" for m in msgs)
+        self.alert.object = escaped("\n".join(f"⚠ {m}" for m in msgs), tag="div", style=_ALERT_STYLE) if msgs else ""
         self.alert.visible = bool(msgs)
 
     def tick(self) -> None:
-        """The periodic callback: start a pending run, then copy the newest frames into the plots."""
+        """The periodic callback: start a pending run, copy the newest frames into the plots, and rest (stop
+        the callback) once everything is idle."""
         if self._pending is not None and time.monotonic() >= self._pending:
             self._pending = None
             self.start_runs()
@@ -326,6 +445,8 @@ class Dashboard:
                 continue
             self._seen[s] = version
             self.draw(s, run, frame)
+        if self.idle and self._callback is not None and self._callback.running:
+            self._callback.stop()
 
     def draw(self, side: str, run: LiveRun, frame: Dict[str, Any]) -> None:
         """Push one frame of ``side`` into its sources (runs on the server's event loop; cheap).
@@ -360,7 +481,7 @@ class Dashboard:
         if slow_due:
             self._slow_at[side] = now
             self._last_state[side] = state
-            self.status[side].object = format_status(frame, side.upper(), cfg.solver, cfg.schedule)
+            self.status[side].object = escaped(format_status(frame, side.upper(), cfg.solver, cfg.schedule))
         if frame.get("state") in ("failed", "cancelled"):
             self._recorded[side] = True
             if frame.get("message"):
@@ -379,6 +500,7 @@ class Dashboard:
         """Stop the periodic callback and cancel runs (called when the session is destroyed)."""
         self.closed = True
         self.cancel()
+        self.executor.close()
         if self._callback is not None:
             try:
                 self._callback.stop()
@@ -415,6 +537,14 @@ def create_app(query: Optional[Dict[str, Any]] = None, **kwargs: Any):
     layout = dash.layout
     layout.dashboard = dash  # type: ignore[attr-defined]
     return layout
+
+
+def notebook_app(**query: Any):
+    """The same Panel dashboard for a notebook cell, with Bokeh/Panel resources inline (works offline, no CDN);
+    ``query`` takes URL-style settings (``notebook_app(solver="rk4", nfe="12")``), validated the same way."""
+    pn.extension(inline=True)
+    pn.config.inline = True
+    return create_app({k: str(v) for k, v in query.items()})
 
 
 if __name__.startswith("bokeh"):  # `panel serve widgets/app.py`

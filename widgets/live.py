@@ -16,8 +16,14 @@ of seconds for 2 000 particles. The dashboard instead stops the stream after the
 on the first ``m = 128`` particles, where :math:`\Phi` is the problem's exact probability-flow map
 (:meth:`Problem.reference`, at ``rtol = atol = 1e-9``), plus the sliced Wasserstein-2 distance of all particles
 to exact target samples. References depend only on (data, interpolant, seed, particles, interval), not on the
-solver, so they are computed once per process, in one background worker, and shared read-only between sessions;
-nothing else is shared.
+solver, so they are computed once per process and shared read-only between sessions; nothing else is shared.
+
+Isolation: each session owns a :class:`SessionExecutor` (its own worker threads), so one session's slow job (a
+vorticity generator being trained for its target samples) never queues another session's run; the executor is shut
+down, its queued jobs cancelled, when the session closes. A model is built once per key at a time:
+:func:`build_lock` (one lock per data set and its parameters) is held while a run builds its field and while a
+target job samples, so two jobs needing the same untrained model train it once; sessions with other data sets
+never wait on it.
 """
 from __future__ import annotations
 
@@ -98,25 +104,83 @@ def to_xy(x: torch.Tensor) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# shared, read-only references (keyed by everything they depend on)
-_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-reference")
+# shared, read-only references (keyed by everything they depend on), computed on the asking session's executor
 _CACHE: "OrderedDict[str, Future]" = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 32
+_BUILD_LOCKS: Dict[str, threading.Lock] = {}
+_BUILD_LOCKS_LOCK = threading.Lock()
+#: build-lock acquisitions that had to wait (tests read it: a second build of one model waited for the first).
+BUILD_WAITS: Dict[str, int] = {}
 
 
 def _key(*parts: Any) -> str:
     return json.dumps(parts, sort_keys=True, default=str)
 
 
-def _shared(key: str, fn) -> Future:
-    """The future of ``fn()`` for ``key``: computed once per process (bounded LRU), shared by every session."""
+def build_lock(cfg: Dict[str, Any]) -> threading.Lock:
+    """The lock of the model of ``cfg``'s data set and data parameters (one per key, for the process)."""
+    key = _key(cfg["data"], cfg["data_params"])
+    with _BUILD_LOCKS_LOCK:
+        return _BUILD_LOCKS.setdefault(key, threading.Lock())
+
+
+class _Held:
+    """``with _Held(lock, key):`` — acquire, counting in :data:`BUILD_WAITS` when another holder made us wait."""
+
+    def __init__(self, lock: threading.Lock, key: str):
+        self.lock, self.key = lock, key
+
+    def __enter__(self):
+        if not self.lock.acquire(blocking=False):
+            BUILD_WAITS[self.key] = BUILD_WAITS.get(self.key, 0) + 1
+            self.lock.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
+
+
+def holding_build_lock(cfg: Dict[str, Any]) -> _Held:
+    """Context manager holding :func:`build_lock` of ``cfg``."""
+    return _Held(build_lock(cfg), _key(cfg["data"], cfg["data_params"]))
+
+
+class SessionExecutor:
+    """One session's worker threads for its reference and target jobs (``workers`` at a time).
+
+    :meth:`close` (on session destroy) cancels the queued jobs; a running job finishes, but nobody waits for it.
+    """
+
+    def __init__(self, workers: int = 2, name: str = "workbench-session"):
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self.closed = False
+
+    def submit(self, fn, *args: Any) -> Future:
+        if self.closed:
+            fut: Future = Future()
+            fut.set_exception(WorkbenchError("the session was closed"))
+            return fut
+        return self._pool.submit(fn, *args)
+
+    def close(self) -> None:
+        self.closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+#: used when a run has no session (scripts, unit tests).
+_DEFAULT_EXECUTOR = SessionExecutor(workers=2, name="workbench-default")
+
+
+def _shared(key: str, fn, executor: Optional[SessionExecutor] = None) -> Future:
+    """The future of ``fn()`` for ``key``: computed once per process (bounded LRU) on the asking session's
+    ``executor`` and shared read-only by every session (a cancelled or failed one is recomputed)."""
     with _CACHE_LOCK:
         fut = _CACHE.get(key)
-        if fut is not None and not (fut.done() and fut.exception() is not None):
+        if fut is not None and not fut.cancelled() and not (fut.done() and fut.exception() is not None):
             _CACHE.move_to_end(key)
             return fut
-        fut = _EXECUTOR.submit(fn)
+        fut = (executor or _DEFAULT_EXECUTOR).submit(fn)
         _CACHE[key] = fut
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
@@ -133,14 +197,16 @@ def _problem_and_interpolant(cfg: Dict[str, Any]):
     return PROBLEMS.get(cfg["data"], **cfg["data_params"]), INTERPOLANTS.get(cfg["interpolant"], **cfg["interpolant_params"])
 
 
-def target_future(cfg: Dict[str, Any]) -> Future:
+def target_future(cfg: Dict[str, Any], executor: Optional[SessionExecutor] = None) -> Future:
     """Exact target samples (or None), the half-width ``box`` of the view, their first two coordinates
-    (``xy``, at most 1 000) and their spectrum, shared as one dict."""
+    (``xy``, at most 1 000) and their spectrum, shared as one dict (sampling may build the model: under
+    :func:`build_lock`)."""
 
     def compute():
         problem, interp = _problem_and_interpolant(cfg)
         g = torch.Generator().manual_seed(int(cfg["seed"]) + 1_000_003)
-        target = problem.sample_target(interp, cfg["t_end"], TARGET_SAMPLES, g)
+        with holding_build_lock(cfg):
+            target = problem.sample_target(interp, cfg["t_end"], TARGET_SAMPLES, g)
         out = {"target": target, "box": 4.0, "xy": None, "spectrum": None}
         if target is not None:
             xy = to_xy(target)
@@ -150,10 +216,11 @@ def target_future(cfg: Dict[str, Any]) -> Future:
         return out
 
     return _shared(_key("target", cfg["data"], cfg["data_params"], cfg["interpolant"], cfg["interpolant_params"],
-                        cfg["seed"], cfg["t_end"]), compute)
+                        cfg["seed"], cfg["t_end"]), compute, executor)
 
 
-def reference_future(cfg: Dict[str, Any], start: torch.Tensor) -> Future:
+def reference_future(cfg: Dict[str, Any], start: torch.Tensor, executor: Optional[SessionExecutor] = None
+                     ) -> Future:
     """The exact PF-ODE map of the first :data:`REFERENCE_PARTICLES` start states (or None), shared."""
     x = start[:REFERENCE_PARTICLES].detach().to(torch.float64).cpu().clone()
 
@@ -162,7 +229,7 @@ def reference_future(cfg: Dict[str, Any], start: torch.Tensor) -> Future:
         return problem.reference(interp, x, cfg["t_start"], cfg["t_end"], tol=REFERENCE_TOL)
 
     return _shared(_key("reference", cfg["data"], cfg["data_params"], cfg["interpolant"], cfg["interpolant_params"],
-                        cfg["seed"], cfg["n_samples"], cfg["t_start"], cfg["t_end"], REFERENCE_PARTICLES), compute)
+                        cfg["seed"], cfg["n_samples"], cfg["t_start"], cfg["t_end"], REFERENCE_PARTICLES), compute, executor)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -182,7 +249,8 @@ class LiveRun:
     """
 
     def __init__(self, exp, label: str = "A", paths: int = PATHS, score: bool = True, solver: Optional[str] = None,
-                 nfe: Optional[int] = None):
+                 nfe: Optional[int] = None, executor: Optional[SessionExecutor] = None):
+        self.executor = executor
         self._factory = exp if callable(exp) and not hasattr(exp, "stream") else None
         self.exp = None if self._factory is not None else exp
         self.label, self.n_paths, self.score = label, paths, score
@@ -267,13 +335,25 @@ class LiveRun:
                 self.config = self.exp.config()
                 self._publish(nfe_budget=self.exp.nfe)
             cfg = self.config
-            tgt = target_future(cfg)
-            run = self.exp.stream()
+            tgt = target_future(cfg, self.executor)
+            self._publish(state="building")
+            with holding_build_lock(cfg):  # builds (maybe trains) the model once per key at a time
+                if self._cancel.is_set():
+                    self._publish(state="cancelled")
+                    return
+                run = self.exp.stream()
             self._run = run
             if self._cancel.is_set():
                 run.cancel()
             start = run.start
-            ref = reference_future(cfg, start) if (self.score and not SOLVERS.cls(self.solver).stochastic) else None
+            ref = (reference_future(cfg, start, self.executor)
+                   if (self.score and not SOLVERS.cls(self.solver).stochastic) else None)
+            while not tgt.done():
+                if self._cancel.wait(0.05):
+                    self._publish(state="cancelled")
+                    return
+            if tgt.cancelled():  # queued on a session that closed: compute it here
+                tgt = target_future(cfg, self.executor)
             tinfo = tgt.result()
             box = tinfo["box"]
             t_end = float(run.grid[-1])
@@ -324,6 +404,8 @@ class LiveRun:
                     if self._cancel.wait(0.05):
                         self._publish(state="cancelled")
                         return
+                if ref.cancelled():
+                    ref = reference_future(cfg, start, self.executor)
                 reference = ref.result()
                 if reference is not None:
                     m = reference.shape[0]
@@ -334,7 +416,8 @@ class LiveRun:
             self._publish(state="failed", message=f"{self.label}: {type(exc).__name__}: {exc}")
 
 
-def launch_runs(read_config: Callable[[], Any]) -> Tuple[Any, Dict[str, Optional["LiveRun"]], Dict[str, Optional[str]]]:
+def launch_runs(read_config: Callable[[], Any], executor: Optional[SessionExecutor] = None
+                ) -> Tuple[Any, Dict[str, Optional["LiveRun"]], Dict[str, Optional[str]]]:
     """Read the controls and start one :class:`LiveRun` per side (both front ends share this).
 
     Returns ``(config or None, runs, messages)``; a :class:`ConfigError` from the controls becomes side a's
@@ -348,16 +431,21 @@ def launch_runs(read_config: Callable[[], Any]) -> Tuple[Any, Dict[str, Optional
         messages["a"] = str(exc)
         return None, runs, messages
     for side in (["a", "b"] if cfg.compare else ["a"]):  # the Experiment is built in the run's thread
-        runs[side] = LiveRun.from_config(cfg, side).start()
+        runs[side] = LiveRun.from_config(cfg, side, executor=executor).start()
     return cfg, runs, messages
 
 
+_STATE_TEXT = {"starting": "starting (building the experiment)", "building": "building the model (may train)",
+               "scoring": "scoring"}
+
+
 def format_status(frame: Dict[str, Any], label: str, solver: str, schedule: str) -> str:
-    """The one-line Markdown status of a panel (``NFE used/budget`` and ``error`` are parsed by the tests)."""
+    """The one-line plain-text status of a panel (``NFE used/budget`` and ``error`` are parsed by the tests).
+    Plain text: the UIs show it escaped, never as Markdown/HTML."""
     state = frame.get("state", "")
     total = frame.get("steps_total")
     steps = f"{frame.get('step', 0)}/{total}" if total is not None else f"{frame.get('step', 0)}"
-    parts = [f"**{label}** `{solver}` · `{schedule}`", f"NFE {frame.get('nfe', 0)}/{frame.get('nfe_budget', 0)}",
+    parts = [f"{label} {solver} · {schedule}", f"NFE {frame.get('nfe', 0)}/{frame.get('nfe_budget', 0)}",
              f"steps {steps}", f"t={frame.get('t', 0.0):.3f}"]
     if frame.get("error") is not None:
         parts.append(f"error {frame['error']:.3e}")
@@ -367,7 +455,7 @@ def format_status(frame: Dict[str, Any], label: str, solver: str, schedule: str)
         parts.append(f"rejected {frame['rejected']}")
     if frame.get("wall") is not None:
         parts.append(f"{frame['wall']:.2f} s")
-    parts.append("*starting (building the model)*" if state == "starting" else f"*{state}*")
+    parts.append(_STATE_TEXT.get(state, state))
     return " · ".join(parts)
 
 

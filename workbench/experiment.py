@@ -25,7 +25,7 @@ from .interpolants import INTERPOLANTS
 from .metrics.distances import sliced_wasserstein
 from .problems import PROBLEMS, Problem
 from .schedules import SCHEDULES, GridFit, fit_grid
-from .solvers import SOLVERS, SampleResult, Step, check_nfe
+from .solvers import SOLVERS, SampleResult, Solver, Step, check_nfe
 from .solvers.learned import NSFit, fit_nonstationary
 from .solvers.sde import check_eps
 from .utils import resolve_device, resolve_dtype
@@ -148,12 +148,13 @@ class Experiment:
         self.eps = check_eps(self.eps)
         solver_cls = SOLVERS.cls(self.solver)
         params = dict(self.solver_params)
-        if solver_cls.stochastic:
+        if "eps" in SOLVERS.parameters(self.solver):
             params.setdefault("eps", self.eps)
         elif callable(self.eps) or self.eps != 0.0:
-            sde = [n for n in SOLVERS.names() if SOLVERS.cls(n).stochastic]
-            raise ConfigError("eps", f"eps={self.eps!r} is only used by SDE solvers ({', '.join(sde)}); "
-                                     f"set eps=0 for the ODE solver {self.solver!r}")
+            takes_eps = [n for n in SOLVERS.names() if "eps" in SOLVERS.parameters(n)]
+            kind = "SDE" if solver_cls.stochastic else "ODE"
+            raise ConfigError("eps", f"eps={self.eps!r} is only used by the solvers {', '.join(takes_eps)}; "
+                                     f"set eps=0 for the {kind} solver {self.solver!r}")
         self._solver = SOLVERS.get(self.solver, **params)
         self.nfe = check_nfe(self.nfe, 1 if solver_cls.adaptive else solver_cls.evals_per_step, self.solver)
         if isinstance(self.data, Problem):
@@ -247,7 +248,7 @@ class Experiment:
                        reference=ref, max_evals=max_evals, progress=progress)
         return replace(self, schedule="explicit", schedule_params={"times": list(fit.times)}), fit
 
-    def fit_solver(self, n_pilot: int = 512, adam_steps: int = 2000, lbfgs_steps: int = 1000,
+    def fit_solver(self, n_pilot: int = 512, adam_steps: int = 0, lbfgs_steps: int = 800,
                    progress: bool = False) -> Tuple["Experiment", NSFit]:
         """Fit a non-stationary solver with this experiment's NFE to its model by a pilot run
         (:func:`~workbench.solvers.learned.fit_nonstationary`), starting from the exact non-stationary form of the
@@ -264,6 +265,18 @@ class Experiment:
         return replace(self, solver="nonstationary", solver_params={"coefficients": fit.coefficients}), fit
 
     # ---- running ----------------------------------------------------------------------------------
+    def ready_solver(self, n_pilot: int = 256) -> Solver:
+        """The configured solver, with the statistics it needs estimated once from a pilot run when it
+        :attr:`~workbench.solvers.Solver.needs_pilot` (DPM-Solver-v3's EMS; pilot states from a seed disjoint
+        from the run's); memoised on this experiment."""
+        if getattr(self, "_ready", None) is None:
+            solver = self._solver
+            if solver.needs_pilot:
+                field_, xp, _ = self._pilot(n_pilot)
+                solver = solver.prepare(field_, xp, self.t_start, self.t_end)
+            self._ready = solver
+        return self._ready
+
     def stream(self) -> "ExperimentRun":
         """A run whose iteration yields each :class:`~workbench.solvers.Step` as it happens (for live plots);
         after the loop, ``run.result`` holds the :class:`ExperimentResult`."""
@@ -291,7 +304,7 @@ class ExperimentRun:
         self.start = exp._sample_start(g_start)
         x = self.start.to(device=exp._device, dtype=exp._dtype)
         self.grid = exp.grid()
-        self._run = exp._solver.stream(field_, x, exp.nfe, grid=self.grid, return_trajectory=exp.keep_trajectory,
+        self._run = exp.ready_solver().stream(field_, x, exp.nfe, grid=self.grid, return_trajectory=exp.keep_trajectory,
                                        generator=g_noise, progress=progress)
         self.result: Optional[ExperimentResult] = None
         self.steps_done = 0

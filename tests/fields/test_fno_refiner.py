@@ -138,6 +138,10 @@ def test_cli_quick_spectra(tmp_path, monkeypatch):
                    "--rollout-steps", "3", "--no-generator"])
     assert rc == 0 and out.exists() and out.stat().st_size > 1000
     assert (tmp_path / "summary.md").exists() and (tmp_path / "rollout_error.csv").exists()
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("**SMOKE TEST (--quick)")  # --quick is labelled as what it is
+    assert "step 10" not in summary and summary.count("rel. L2 err step 3") == 1  # min(10, T) is labelled T
+    assert "corr. time ρ ≥ 0.8" in summary and "fRMSE low" in summary  # the rollout metrics table
 
 
 def test_vorticity_problem_runs_in_an_experiment(tmp_path):

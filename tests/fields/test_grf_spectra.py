@@ -69,7 +69,7 @@ def test_spectral_errors_and_tail_ratio():
     b = torch.fft.irfft2(fh * damp, s=(n, n))
     r = tail_ratio(b, a, k_cut=6, k_max=10)
     assert abs(r - 0.25) < 1e-9
-    # defaults (N/6 .. N/3) are the same for tensors and for precomputed spectra
+    # defaults (tail_window: N/4 .. N/2 - 1) are the same for tensors and for precomputed spectra
     assert tail_ratio(energy_spectrum(b).mean(), energy_spectrum(a)) == pytest.approx(tail_ratio(b, a), rel=1e-12)
     assert tail_ratio(b, a) == pytest.approx(0.25, rel=1e-9)
     err = spectral_error(b, a)

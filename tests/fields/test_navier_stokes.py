@@ -52,14 +52,58 @@ def test_cfl_violation_is_a_clear_error():
     assert issubclass(CFLError, ConfigError)
 
 
-def test_kolmogorov_forcing_and_drag_balance():
-    # u = (A/(ν n² + μ)) sin(n y) is the laminar steady state: vorticity -A n cos(n y)/(ν n² + μ)
-    n, nu, mu, A, kf = 16, 0.1, 0.5, 1.0, 2
-    ns = NavierStokes2D(n=n, nu=nu, drag=mu, forcing_amplitude=A, forcing_wavenumber=kf, dt=0.05)
-    y = torch.arange(n, dtype=torch.float64) * (2 * np.pi / n)
+def _numerical_curl_of_x_force(fx: torch.Tensor, length: float, method: str) -> torch.Tensor:
+    """-d/dy of the x component of a body force on an (n, n) grid (axis -2 is y), computed independently."""
+    n = fx.shape[-1]
+    h = length / n
+    if method == "fd":  # 6th-order central differences
+        d = (45 * (fx.roll(-1, -2) - fx.roll(1, -2)) - 9 * (fx.roll(-2, -2) - fx.roll(2, -2))
+             + (fx.roll(-3, -2) - fx.roll(3, -2))) / (60 * h)
+        return -d
+    k = torch.fft.fftfreq(n, d=h, dtype=torch.float64) * 2 * np.pi
+    return -torch.fft.ifft(1j * k[:, None] * torch.fft.fft(fx, dim=-2), dim=-2).real
+
+
+@pytest.mark.parametrize("length", [1.0, 2 * np.pi])
+@pytest.mark.parametrize("method", ["fd", "fft"])
+def test_forcing_is_the_curl_of_the_body_force_for_any_length(length, method):
+    # the vorticity forcing must be curl(A sin(2 pi n y / L) x) = -A (2 pi n / L) cos(2 pi n y / L)
+    n, A, nf = 64, 1.3, 2
+    ns = NavierStokes2D(n=n, forcing_amplitude=A, forcing_wavenumber=nf, length=length)
+    y = torch.arange(n, dtype=torch.float64) * (length / n)
+    fx = (A * torch.sin(2 * np.pi * nf * y / length))[:, None].expand(n, n)
+    assert torch.allclose(ns.forcing_velocity, fx, atol=1e-14)
+    curl = _numerical_curl_of_x_force(fx, length, method)
+    tol = 1e-6 if method == "fd" else 1e-10
+    rel = float((ns.forcing_grid - curl).abs().max() / curl.abs().max())
+    assert rel < tol, (length, method, rel)
+    # the amplitude is A * 2 pi n / L (12.57 for L = 1, n = 2, A = 1): the issue's reproduction
+    assert float(ns.forcing_grid.abs().max()) == pytest.approx(A * 2 * np.pi * nf / length, rel=1e-12)
+
+
+def test_forcing_wavenumber_must_be_a_positive_integer():
+    with pytest.raises(ConfigError, match="forcing_wavenumber: must be an integer >= 1"):
+        NavierStokes2D(n=16, forcing_wavenumber=1.5)
+    with pytest.raises(ConfigError, match="forcing_wavenumber"):
+        NavierStokes2D(n=16, forcing_wavenumber=0)
+
+
+@pytest.mark.parametrize("length", [2 * np.pi, 1.0])
+def test_kolmogorov_forcing_and_drag_balance(length):
+    # u = (A/(ν k² + μ)) sin(k y), k = 2 pi n / L, is the laminar steady state: vorticity -A k cos(k y)/(ν k² + μ)
+    n, A, nf = 16, 1.0, 2
+    kf = 2 * np.pi * nf / length
+    nu, mu = 0.1 / (kf / nf) ** 2, 0.5  # same viscous rate nu k^2 as on 2 pi
+    ns = NavierStokes2D(n=n, nu=nu, drag=mu, forcing_amplitude=A, forcing_wavenumber=nf, dt=0.05, length=length)
+    y = torch.arange(n, dtype=torch.float64) * (length / n)
     steady = (-A * kf * torch.cos(kf * y) / (nu * kf * kf + mu))[:, None].expand(n, n)[None]
     traj = ns.simulate(torch.zeros(1, n, n, dtype=torch.float64), 600, record_every=600)
     assert float((traj[:, -1] - steady).norm() / steady.norm()) < 1e-6
+    # and its velocity is the closed-form shear flow (A / (nu k^2 + mu)) sin(k y) x
+    u, v = ns.velocity(ns.to_hat(traj[:, -1]))
+    u_exact = (A / (nu * kf * kf + mu)) * torch.sin(kf * y)[:, None].expand(n, n)
+    assert float((u[0] - u_exact).abs().max()) < 1e-6 * float(u_exact.abs().max())
+    assert float(v.abs().max()) < 1e-12
 
 
 def test_cache_roundtrip_and_refusal(tmp_path):
@@ -85,3 +129,19 @@ def test_dealiased_state_has_no_modes_beyond_two_thirds():
     s = energy_spectrum(traj[:, -1])
     # modes with |kx| or |ky| >= 8 are gone: every shell > 8*sqrt(2) is empty
     assert float(s.energy[0, 12:].abs().max()) < 1e-20
+
+
+def test_batched_nonlinear_term_equals_the_term_by_term_form():
+    # oracle: u, v from the stream function, grad w by separate inverse FFTs (the pre-batching code)
+    for dtype, tol in (("float64", 1e-12), ("float32", 1e-5)):
+        ns = NavierStokes2D(n=24, nu=1e-3, forcing_amplitude=1.0, length=3.0, dtype=dtype)
+        w0 = gaussian_random_field(3, 24, "matern", std=2.0, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        wh = ns.to_hat(w0)
+        u, v = ns.velocity(wh)
+        wx = torch.fft.irfft2(1j * ns.kx * wh, s=(24, 24))
+        wy = torch.fft.irfft2(1j * ns.ky * wh, s=(24, 24))
+        ref = -torch.fft.rfft2(u * wx + v * wy) * ns.mask + ns.forcing_hat
+        for limit in (0, 1 << 30):  # the one-by-one and the batched path
+            ns.batch_fft_bytes = limit
+            got = ns.nonlinear(wh)
+            assert got.dtype == ref.dtype and float((got - ref).abs().max() / ref.abs().max()) < tol

@@ -190,11 +190,11 @@ def test_fit_with_early_stopping_on_the_holdout(gmm):
 
 
 def test_differentiable_forward_matches_the_solver(gmm):
-    from workbench.solvers.learned import _Packed, ns_forward
+    from workbench.solvers.learned import NSParameters, ns_forward
 
     prob, I, t0, field, x = gmm["vp"]
     c = linearize(solvers.get("unipc", order=3), field, 8, schedule="edm", t_start=t0)
-    pk = _Packed(c, x.dtype, x.device)
-    got = ns_forward(field, x, *pk.unpack(torch.zeros_like(pk.base)), c.kind)
+    pk = NSParameters(c, x.dtype, x.device)
+    got = ns_forward(field, x, *pk.unpack(pk.zeros()), c.kind)
     want = solvers.get("nonstationary", coefficients=c).sample(field, x, 8, t_start=t0).x
     assert float((got - want).abs().max() / want.abs().max()) < 1e-12

@@ -2,6 +2,7 @@
 triggers a run, cancellation works, and the numbers shown are the run's (error falls with NFE)."""
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
@@ -108,7 +109,8 @@ def test_bad_combination_is_a_message_not_a_traceback():
 def test_url_garbage_is_reported_and_defaults_run():
     d = Dashboard({"solver": "nope", "nfe": "100000", "x": "__import__('os')", "particles": "300"},
                   periodic=False, debounce=0.0)
-    assert d.alert.visible and "unknown name 'nope'" in d.alert.object and "nfe" in d.alert.object
+    text = html.unescape(d.alert.object)
+    assert d.alert.visible and "unknown name 'nope'" in text and "nfe" in text
     s = _wait_done(d)
     assert "heun" in s and "done" in s
     d.close()

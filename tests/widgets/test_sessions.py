@@ -39,7 +39,7 @@ def test_sessions_are_separate_and_destroyed_sessions_stop_their_callbacks():
         mine = [d for d in DASHBOARDS if d not in before]
         assert len(mine) == 2
         assert {d.w["solver"].value for d in mine} == {"euler", "rk4"}     # one Dashboard per session
-        assert all(d._callback is not None for d in mine)
+        assert all(d._periodic for d in mine)
         deadline = time.time() + 20                                        # no websocket: sessions expire
         while time.time() < deadline and not all(d.closed for d in mine):
             time.sleep(0.1)

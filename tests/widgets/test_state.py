@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from widgets.state import (FAMILIES, NFE_RANGE, DashboardConfig, build_experiment, config_to_query, param_specs,
-                           parse_query, solver_traits)
+from widgets.state import (FAMILIES, MAX_STATE_ELEMENTS, NFE_RANGE, DashboardConfig, build_experiment,
+                           config_to_query, is_server_only, param_specs, parse_query, solver_traits)
 from workbench.solvers import SOLVERS
 
 
@@ -82,7 +82,8 @@ def test_param_specs_cover_every_registered_name():
             specs = param_specs(fam, name)
             assert {s.name for s in specs} <= set(reg.parameters(name))
             for s in specs:
-                assert s.kind in ("bool", "int", "float", "str", "json")
+                assert s.kind in ("bool", "int", "float", "str", "json", "choice")
+                assert not is_server_only(fam, s.name) or s.kind == "choice"   # no path/folder controls
 
 
 def test_build_experiment_readable_messages():
@@ -106,3 +107,81 @@ def test_every_solver_gives_experiment_or_message():
         exp, msg = build_experiment(DashboardConfig(solver=name, nfe=12, particles=8))
         assert (exp is None) != (msg is None)
         assert solver_traits(name).startswith(name)
+
+
+@pytest.mark.parametrize("query, field", [
+    ({"data": "vorticity", "data.cache_dir": "/tmp/evil"}, "data.cache_dir"),
+    ({"data": "toy2d", "data.checkpoint": "/etc/passwd"}, "data.checkpoint"),
+    ({"data": "toy2d", "data.checkpoint": "../model"}, "data.checkpoint"),
+    ({"solver.some_path": "/x"}, "solver.some_path"),
+])
+def test_paths_never_come_from_a_url(query, field):
+    cfg, msgs = parse_query(query)
+    assert any(m.startswith(field) for m in msgs), msgs
+    assert "cache_dir" not in cfg.data_params and "checkpoint" not in cfg.data_params
+    assert "some_path" not in cfg.solver_params
+
+
+def test_server_only_paths_are_set_by_the_server(monkeypatch, tmp_path):
+    import widgets.state as st
+
+    monkeypatch.setenv("WORKBENCH_DASHBOARD_CHECKPOINTS", f"mine={tmp_path / 'model'}")
+    cfg, msgs = parse_query({"data": "toy2d", "data.checkpoint": "mine"})
+    assert msgs == [] and cfg.data_params == {"checkpoint": "mine"}
+    assert st.server_data_params("toy2d", cfg.data_params)["checkpoint"] == str(tmp_path / "model")
+    assert st.server_data_params("vorticity", {})["cache_dir"] == st.SERVER_CACHE_DIR
+    assert "checkpoint" not in st.server_data_params("toy2d", {"checkpoint": "none"})
+    # a config built in Python cannot smuggle a path either
+    exp, msg = build_experiment(DashboardConfig(data="vorticity", data_params={"cache_dir": str(tmp_path)}))
+    assert exp is None and "data.cache_dir" in msg and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("query, field, text", [
+    ({"eps": "7"}, "eps", "[0.0, 5.0]"),                     # refused, not clamped
+    ({"particles": "10001"}, "particles", "10000"),
+    ({"data": "gmm_nd", "data.dim": "257"}, "data.dim", "256"),
+    ({"data": "gmm2d", "data.n_modes": "65"}, "data.n_modes", "64"),
+    ({"data": "toy2d", "data.steps": "100000"}, "data.steps", "5000"),
+    ({"data": "vorticity", "data.iterations": "5000"}, "data.iterations", "2000"),
+    ({"solver": "pc", "solver.n_corrector": "50"}, "solver.n_corrector", "10"),
+    ({"t_start": "1.5"}, "t_start", "[0.0, 1.0]"),
+])
+def test_oversized_values_are_refused_with_the_cap(query, field, text):
+    cfg, msgs = parse_query(query)
+    hit = [m for m in msgs if m.startswith(field)]
+    assert hit and text in hit[0], msgs
+    assert cfg.eps == 0.0 and cfg.particles == DashboardConfig().particles and cfg.t_start == 0.0
+    assert "dim" not in cfg.data_params and "n_corrector" not in cfg.solver_params
+
+
+def test_state_size_cap_depends_on_the_sample_shape():
+    exp, msg = build_experiment(DashboardConfig(data="vorticity", data_params={"grid": 64}, particles=2000))
+    per = 64 * 64
+    assert exp is None and msg.startswith("A: particles") and str(MAX_STATE_ELEMENTS // per) in msg
+    exp, msg = build_experiment(DashboardConfig(data="gmm_nd", data_params={"dim": 256}, particles=10_000))
+    assert msg is None and 10_000 * 256 <= MAX_STATE_ELEMENTS
+
+
+def test_t_start_t_end_roundtrip_and_order():
+    cfg, msgs = parse_query({"interpolant": "vp", "t_start": "0.001", "t_end": "1"})
+    assert msgs == [] and cfg.t_start == 0.001
+    assert parse_query(config_to_query(cfg))[0] == cfg
+    exp, msg = build_experiment(cfg)
+    assert msg is None and exp.t_start == 0.001
+    exp, msg = build_experiment(DashboardConfig(t_start=0.6, t_end=0.5))
+    assert exp is None and "t_start" in msg
+
+
+def test_solver_traits_read_the_instance():
+    from workbench.solvers import SOLVERS
+
+    for name in SOLVERS.names():
+        s = SOLVERS.get(name)
+        line = solver_traits(name)
+        assert f"order {s.order}" in line
+        if not s.adaptive:
+            assert f"{s.evals_per_step} eval" in line
+        assert ("SDE" if s.stochastic else "ODE") in line
+    assert "order 2" in solver_traits("dpmpp_2m") and "3 evals/step" in solver_traits("dpm_solver_3")
+    assert "order 2" in solver_traits("dpm_solver_pp", {"order": 2})
+    assert "order 3" in solver_traits("dpm_solver_pp", {"order": 3})

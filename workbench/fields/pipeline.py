@@ -19,7 +19,8 @@ import torch
 
 from ..data.navier_stokes import kolmogorov_config, load_or_generate
 from ..errors import ConfigError
-from ..metrics.spectra import energy_spectrum, log_spectral_error, tail_ratio
+from ..metrics.rollout import PDEBENCH_BANDS, rollout_report
+from ..metrics.spectra import energy_spectrum, log_spectral_error, tail_ratio, tail_window
 from .refiner import OneStepSurrogate, Refiner, VorticityGenerator, count_parameters
 from .rollout import rollout, rollout_error
 
@@ -70,20 +71,68 @@ class SpectraConfig:
     gen_samples: int = 64
     seed: int = 0
     cache_dir: str = os.path.join("data", "cache")
+    smoke_test: bool = False
+    chaos_perturbation: float = 1e-6
 
     @staticmethod
     def quick() -> "SpectraConfig":
-        """A smoke-test size (tiny training, short rollout)."""
-        return SpectraConfig(grid=16, sim_grid=32, warmup=2.0, train_traj=4, train_frames=12, test_traj=2, rollout_steps=8, width=12, modes=6, layers=2,
+        """A smoke-test size (tiny training, short rollout): ``smoke_test=True`` labels every output as such."""
+        return SpectraConfig(smoke_test=True, grid=16, sim_grid=32, warmup=2.0, train_traj=4, train_frames=12, test_traj=2, rollout_steps=8, width=12, modes=6, layers=2,
                              batch_size=8, fno_iterations=30, refiner_iterations=30, generator_iterations=20,
                              refiner_nfe=4, spectrum_window=4, gen_interpolants=["linear", "vp"], gen_solvers=["euler"],
                              gen_nfes=[4], gen_samples=8)
+
+
+#: The label every output of a ``smoke_test`` run carries (log, figure, summary).
+SMOKE_TEST_LABEL = "SMOKE TEST (--quick): tiny grid, models barely trained; checks the pipeline runs, not a result"
+
+
+def smoke_test_label(cfg: Dict[str, object]) -> str:
+    """The smoke-test banner with the run's sizes, or ``""`` for a real run (``cfg`` = ``asdict(SpectraConfig)``)."""
+    if not cfg.get("smoke_test"):
+        return ""
+    return (f"{SMOKE_TEST_LABEL} ({cfg['grid']}² grid, {cfg['fno_iterations']}/{cfg['refiner_iterations']} "
+            f"FNO/refiner iterations, {cfg['rollout_steps']}-step rollout)")
+
+
+def error_steps(n_steps: int) -> List[int]:
+    """The rollout steps reported in the log and the summary: 1, ``min(10, T)`` and the final step T, distinct."""
+    t = int(n_steps)
+    if t < 1:
+        raise ConfigError("rollout_steps", f"must be >= 1, got {n_steps}")
+    return sorted({1, min(10, t), t})
+
+
+def perturbed_solver_run(data_cfg, w0: torch.Tensor, steps: int, relative: float) -> torch.Tensor:
+    r"""The solver's own rollout from a perturbed start: :math:`\omega_0 + \epsilon\,\mathrm{rms}(\omega_0)\,\xi`,
+    ξ white noise (seeded), at the simulation grid, ``steps`` frames of ``data_cfg.frame_dt``: its error against the
+    unperturbed data is the chaos (predictability) limit of any surrogate."""
+    from ..data.navier_stokes import NavierStokes2D
+
+    if not relative > 0:
+        raise ConfigError("chaos_perturbation", f"must be > 0, got {relative}")
+    ns = NavierStokes2D(n=data_cfg.n, nu=data_cfg.nu, drag=data_cfg.drag, forcing_amplitude=data_cfg.forcing_amplitude,
+                        forcing_wavenumber=data_cfg.forcing_wavenumber, dt=data_cfg.dt, integrator=data_cfg.integrator,
+                        dtype=data_cfg.dtype)
+    w0 = w0.to(ns.dtype)
+    xi = torch.randn(w0.shape, generator=torch.Generator().manual_seed(12345), dtype=ns.dtype)
+    w0 = w0 + relative * w0.pow(2).mean((-1, -2), keepdim=True).sqrt() * xi
+    r = data_cfg.steps_per_frame()
+    return ns.simulate(w0, int(steps) * r, record_every=r).cpu()
+
+
+def metric_bands(grid: int):
+    """PDEBench's fRMSE band edges (4, 12) where the grid has shells beyond 12, else (N/8, 3N/8)."""
+    n = int(grid)
+    return PDEBENCH_BANDS if n // 2 > PDEBENCH_BANDS[1] else (max(1, n // 8), 3 * n // 8)
 
 
 def run_spectra_comparison(cfg: SpectraConfig, device: str = "cpu", progress: bool = True,
                            with_generator: bool = True, log=print) -> Dict[str, object]:
     """Run the whole comparison; returns a dict of tensors and numbers (see :func:`write_outputs`)."""
     t_start = time.perf_counter()
+    if cfg.smoke_test:
+        log(smoke_test_label(asdict(cfg)))
     torch.manual_seed(cfg.seed)
     common = dict(n=cfg.sim_grid, frame_dt=cfg.frame_dt, warmup=cfg.warmup, dtype="float64")
     train_cfg = kolmogorov_config(n_traj=cfg.train_traj, frames=cfg.train_frames, seed=cfg.seed, **common)
@@ -95,6 +144,8 @@ def run_spectra_comparison(cfg: SpectraConfig, device: str = "cpu", progress: bo
     test = load_or_generate(test_cfg, cache_path(test_cfg, cfg.cache_dir), progress=progress)["vorticity"]
     t_data = time.perf_counter() - t0
     train = downsample(train, cfg.grid).float()
+    chaos = downsample(perturbed_solver_run(test_cfg, test[:, 0], cfg.rollout_steps, cfg.chaos_perturbation),
+                       cfg.grid).float()
     test = downsample(test, cfg.grid).float()
     log(f"data: train {tuple(train.shape)}, test {tuple(test.shape)} ({t_data:.1f}s)")
 
@@ -121,7 +172,7 @@ def run_spectra_comparison(cfg: SpectraConfig, device: str = "cpu", progress: bo
 
     w = min(cfg.spectrum_window, cfg.rollout_steps)
     n = cfg.grid
-    kc, km = n / 4.0, n / 2.0 - 1
+    kc, km = tail_window(n)
     spec = {name: energy_spectrum(x[:, -w:]).mean() for name, x in
             (("solver", truth), ("fno", pred_fno), ("refiner", pred_ref))}
     spec0 = {name: energy_spectrum(x[:, 1:2]).mean() for name, x in
@@ -129,6 +180,10 @@ def run_spectra_comparison(cfg: SpectraConfig, device: str = "cpu", progress: bo
     res: Dict[str, object] = {
         "config": asdict(cfg), "k": spec["solver"].k, "spectra": {k: v.energy for k, v in spec.items()},
         "error": {"fno": rollout_error(pred_fno, truth), "refiner": rollout_error(pred_ref, truth)},
+        "persistence_error": rollout_error(truth[:, :1].expand_as(truth), truth),
+        "chaos_error": rollout_error(chaos, truth),
+        "rollout_metrics": {k: rollout_report(x.double(), truth.double(), dt=cfg.frame_dt, bands=metric_bands(n))
+                            for k, x in (("fno", pred_fno), ("refiner", pred_ref))},
         "tail_ratio": {k: tail_ratio(spec[k], spec["solver"], k_cut=kc, k_max=km) for k in ("fno", "refiner")},
         "tail_ratio_step1": {k: tail_ratio(spec0[k], spec0["solver"], k_cut=kc, k_max=km) for k in ("fno", "refiner")},
         "log_spectral_error": {k: log_spectral_error(spec[k], spec["solver"], k_min=1, k_max=int(km))
@@ -145,8 +200,8 @@ def run_spectra_comparison(cfg: SpectraConfig, device: str = "cpu", progress: bo
     err = res["error"]
     for name in ("fno", "refiner"):
         e = err[name]  # type: ignore[index]
-        log(f"{name}: rollout rel. L2 error step 1 {float(e[1]):.3f}, step 10 {float(e[min(10, len(e) - 1)]):.3f}, "
-            f"step {len(e) - 1} {float(e[-1]):.3f}; tail ratio {res['tail_ratio'][name]:.3f}; "  # type: ignore[index]
+        at = ", ".join(f"step {i} {float(e[i]):.3f}" for i in error_steps(len(e) - 1))
+        log(f"{name}: rollout rel. L2 error {at}; tail ratio {res['tail_ratio'][name]:.3f}; "  # type: ignore[index]
             f"log-spectral error {res['log_spectral_error'][name]:.3f}")  # type: ignore[index]
 
     if with_generator:
@@ -204,6 +259,14 @@ def plot_comparison(res: Dict[str, object], path: str) -> str:
     for name in ("fno", "refiner"):
         e = res["error"][name].numpy()  # type: ignore[index]
         axes[1].plot(range(len(e)), e, color=colors[name], label=name)
+    if "persistence_error" in res:
+        pe = res["persistence_error"].numpy()  # type: ignore[union-attr]
+        axes[1].plot(range(len(pe)), pe, color="0.5", ls="--", label="persistence (u_0 kept)")
+    if "chaos_error" in res:
+        ce = res["chaos_error"].numpy()  # type: ignore[union-attr]
+        eps = res["config"].get("chaos_perturbation", 0)  # type: ignore[union-attr]
+        axes[1].plot(range(len(ce)), ce, color="k", ls="-.", lw=1, label=f"solver from a {eps:g}-perturbed start")
+    axes[1].axhline(2 ** 0.5, color="k", ls=":", lw=1, label="√2 (decorrelated)")
     axes[1].set_xlabel("rollout step")
     axes[1].set_ylabel("relative L2 error")
     axes[1].set_title("rollout error vs solver")
@@ -228,8 +291,16 @@ def plot_comparison(res: Dict[str, object], path: str) -> str:
         axes[3].set_xscale("log", base=2)
         axes[3].set_xlabel("NFE")
         axes[3].set_ylabel("mean |log Z_gen/Z_solver|")
-        axes[3].set_title("unconditional generator: spectral error vs solver data")
+        one_nfe = len({r["nfe"] for r in rows}) == 1
+        axes[3].set_title("unconditional generator: spectral error vs solver data"
+                          + ("\n(one NFE only: no trend)" if one_nfe else ""), fontsize=10 if one_nfe else None)
         axes[3].legend(fontsize=7)
+    banner = smoke_test_label(res["config"])  # type: ignore[arg-type]
+    if banner:
+        fig.suptitle(banner, color="tab:red", fontsize=9, fontweight="bold")
+        for ax in axes:
+            ax.text(0.5, 0.5, "SMOKE TEST", transform=ax.transAxes, ha="center", va="center", fontsize=26,
+                    color="tab:red", alpha=0.15, rotation=20)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -276,29 +347,65 @@ def write_outputs(res: Dict[str, object], out_dir: str, png_name: str = "spectra
     return paths
 
 
+def _fmt(v: float) -> str:
+    return f"{v:.3f}" if v == 0 or abs(v) >= 1e-3 else f"{v:.1e}"
+
+
 def summary_markdown(res: Dict[str, object]) -> str:
     """The headline numbers as a Markdown table (rollout errors, tail ratios, spectral errors, timings)."""
     err = res["error"]  # type: ignore[assignment]
     kc, km = res["tail_range"]  # type: ignore[misc]
-    lines = ["| model | rel. L2 err step 1 | step 10 | final step | tail ratio (final window) | tail ratio (step 1) "
-             "| log-spectral err |", "|---|---|---|---|---|---|---|"]
-    for nm in ("fno", "refiner"):
-        e = err[nm]  # type: ignore[index]
-        lines.append(f"| {nm} | {float(e[1]):.3f} | {float(e[min(10, len(e) - 1)]):.3f} | {float(e[-1]):.3f} "
-                     f"| {res['tail_ratio'][nm]:.3f} | {res['tail_ratio_step1'][nm]:.3f} "  # type: ignore[index]
-                     f"| {res['log_spectral_error'][nm]:.3f} |")  # type: ignore[index]
-    out = "\n".join(lines) + "\n\n"
+    steps = error_steps(len(err["fno"]) - 1)  # type: ignore[index]
+    head = " | ".join(f"rel. L2 err step {i}" for i in steps)
+    lines = [f"| model | {head} | tail ratio (final window) | tail ratio (step 1) | log-spectral err |",
+             "|---|" + "---|" * (len(steps) + 3)]
+    rows = [(nm, err[nm]) for nm in ("fno", "refiner")]  # type: ignore[index]
+    if "persistence_error" in res:
+        rows.append(("persistence (u_0 kept)", res["persistence_error"]))
+    if "chaos_error" in res:
+        rows.append((f"solver, {res['config'].get('chaos_perturbation', 0):g}-perturbed start", res["chaos_error"]))  # type: ignore[union-attr]
+    for nm, e in rows:
+        vals = " | ".join(_fmt(float(e[i])) for i in steps)
+        if nm in res["tail_ratio"]:  # type: ignore[operator]
+            rest = (f"{res['tail_ratio'][nm]:.3f} | {res['tail_ratio_step1'][nm]:.3f} "  # type: ignore[index]
+                    f"| {res['log_spectral_error'][nm]:.3f}")  # type: ignore[index]
+        else:
+            rest = "– | – | –"
+        lines.append(f"| {nm} | {vals} | {rest} |")
+    banner = smoke_test_label(res["config"])  # type: ignore[arg-type]
+    out = (f"**{banner}**\n\n" if banner else "") + "\n".join(lines) + "\n\n"
     out += (f"Rollout of {len(err['fno']) - 1} steps; tail ratio = sum of the enstrophy spectrum over "  # type: ignore[index]
-            f"{kc:g} <= k <= {km:g}, model / solver (1 = tail kept, < 1 = tail lost).\n\n")
+            f"{kc:g} <= k <= {km:g}, model / solver (1 = tail kept, < 1 = tail lost); a decorrelated prediction "
+            "of equal variance has rel. L2 error √2.\n\n")
     if "generator" in res:
         out += "| interpolant | solver | NFE | log-spectral err | tail ratio |\n|---|---|---|---|---|\n"
         for r in res["generator"]:  # type: ignore[union-attr]
             out += (f"| {r['interpolant']} | {r['solver']} | {r['nfe']} | {r['log_spectral_error']:.3f} "
                     f"| {r['tail_ratio']:.3f} |\n")
         out += "\n"
+    if "rollout_metrics" in res:
+        rm = res["rollout_metrics"]  # type: ignore[assignment]
+        lo, hi = metric_bands(int(res["config"]["grid"]))  # type: ignore[index]
+        out += (f"| model | corr. time ρ ≥ 0.8 | ρ ≥ 0.95 | fRMSE low (s < {lo}) | mid ({lo} ≤ s < {hi}) "
+                f"| high (s ≥ {hi}) | enstrophy drift (final step) |\n|---|---|---|---|---|---|---|\n")
+        for nm, r in rm.items():  # type: ignore[union-attr]
+            ct = r["correlation_time"]
+
+            def _ct(th):
+                c = ct[th]
+                return ("≥ " if c["censored"] else "") + f"{c['time']:.2f}"
+
+            be = r["band_errors"]
+            out += (f"| {nm} | {_ct(0.8)} | {_ct(0.95)} | {float(be['low'][1:].mean()):.4g} "
+                    f"| {float(be['mid'][1:].mean()):.4g} | {float(be['high'][1:].mean()):.4g} "
+                    f"| {float(r['invariant_drift'][-1]):+.3f} |\n")
+        out += ("\nCorrelation time: simulated time (frame_dt units) for which the batch-mean Pearson correlation "
+                "with the solver stays at or above the threshold (≥: never fell below within the rollout). fRMSE: "
+                "PDEBench-style per-shell RMS error amplitude averaged over the band's shells and the rollout "
+                "steps. Enstrophy drift: model / solver − 1.\n\n")
     t = res["timing"]  # type: ignore[assignment]
     out += "Timing (s, one run): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items()) + "\n"  # type: ignore[union-attr]
     return out
 
 
-__all__ = ["summary_markdown", "SpectraConfig", "run_spectra_comparison", "plot_comparison", "write_outputs", "downsample"]
+__all__ = ["perturbed_solver_run", "metric_bands", "SMOKE_TEST_LABEL", "smoke_test_label", "error_steps", "summary_markdown", "SpectraConfig", "run_spectra_comparison", "plot_comparison", "write_outputs", "downsample"]

@@ -9,7 +9,8 @@ from typing import Callable, Dict
 import torch
 
 from ..errors import ConfigError
-from ..metrics.spectra import energy_spectrum, log_spectral_error, tail_ratio
+from ..metrics.rollout import nrmse
+from ..metrics.spectra import energy_spectrum, log_spectral_error, tail_ratio, tail_window
 
 
 @torch.no_grad()
@@ -32,29 +33,31 @@ def rollout(step: Callable[[torch.Tensor], torch.Tensor], u0: torch.Tensor, step
 
 
 def rollout_error(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Relative L2 error per rollout step ``(T,)`` of ``pred`` vs ``ref``, both ``(B, T, N, N)`` (batch mean)."""
-    if pred.shape != ref.shape:
-        raise ConfigError("pred", f"shape {tuple(pred.shape)} differs from the reference {tuple(ref.shape)}")
-    num = (pred - ref).flatten(2).norm(dim=-1)
-    den = ref.flatten(2).norm(dim=-1).clamp_min(1e-30)
-    return (num / den).mean(0)
+    """Relative L2 error per rollout step ``(T,)`` of ``pred`` vs ``ref``, both ``(B, T, N, N)`` (batch mean).
+
+    This is :func:`workbench.metrics.rollout.nrmse` (PDEBench's nRMSE); the name is kept for the pipeline.
+    """
+    return nrmse(pred, ref)
 
 
 def rollout_scores(pred: torch.Tensor, ref: torch.Tensor, window: int = 10) -> Dict[str, object]:
     """Rollout error curve, and spectra, tail ratio and log-spectral error over the last ``window`` frames.
 
-    The spectra are enstrophy spectra (``kind="scalar"`` of vorticity), ensemble-averaged over batch and window.
+    The spectra are enstrophy spectra (``kind="scalar"`` of vorticity), ensemble-averaged over batch and window;
+    the tail ratio is over :func:`~workbench.metrics.spectra.tail_window` and the log-spectral error over shells
+    1 … the window's top, as in the ``fields spectra`` pipeline.
     """
     err = rollout_error(pred, ref)
     w = min(int(window), pred.shape[1])
     sp = energy_spectrum(pred[:, -w:]).mean()
     sr = energy_spectrum(ref[:, -w:]).mean()
-    n = pred.shape[-1]
+    kc, km = tail_window(pred.shape[-1])
     return {
         "error": err,
         "spectrum": sp.energy,
         "reference_spectrum": sr.energy,
         "k": sp.k,
-        "tail_ratio": tail_ratio(sp, sr, k_cut=n / 6.0, k_max=n / 3.0),
-        "log_spectral_error": log_spectral_error(sp, sr, k_min=1, k_max=int(n // 3)),
+        "tail_ratio": tail_ratio(sp, sr, k_cut=kc, k_max=km),
+        "tail_range": [kc, km],
+        "log_spectral_error": log_spectral_error(sp, sr, k_min=1, k_max=int(km)),
     }

@@ -5,4 +5,4 @@ from .straightness import StraightnessResult, curvature, length_ratio, straightn
 
 __all__ = ["sliced_wasserstein", "mmd", "energy_distance", "log_likelihood", "LikelihoodResult",
            "straightness", "StraightnessResult", "curvature", "length_ratio"]
-from . import spectra  # noqa: F401,E402  (energy spectra of 2-D fields)
+from . import spectra, rollout  # noqa: F401,E402  (energy spectra of 2-D fields; rollout scores)

@@ -169,17 +169,32 @@ def paired_spectral_error(a: torch.Tensor, b: torch.Tensor, length: float = 2 * 
     return torch.sqrt(num / den.clamp_min(1e-30)).reshape(-1, num.shape[-1]).mean(0)
 
 
+def tail_window(grid: int) -> Tuple[float, float]:
+    r"""The high-wavenumber window every tail ratio of the workbench uses: :math:`N/4 \le s \le N/2 - 1`.
+
+    The upper half of the shells an ``N × N`` grid resolves below its Nyquist shell (``8 ≤ s ≤ 15`` on 32²). The
+    learning grids hold spectral truncations of finer, 2/3-dealiased solver runs, so their modes are filled up to
+    :math:`N/2`. :func:`tail_ratio` (by default), :func:`workbench.fields.rollout.rollout_scores` and the
+    ``fields spectra`` pipeline all take the window from here.
+    """
+    n = int(grid)
+    if n < 8:
+        raise ConfigError("grid", f"must be >= 8 for a tail window, got {grid}")
+    return n / 4.0, n / 2.0 - 1.0
+
+
 def tail_ratio(a, b, k_cut: Optional[float] = None, k_max: Optional[float] = None, kind: str = "scalar",
                length: float = 2 * math.pi) -> float:
     r"""High-wavenumber tail ratio :math:`\sum_{k_c \le s \le k_{max}} \bar E_a(s) / \sum_{k_c \le s \le k_{max}} \bar E_b(s)`.
 
     1 means the tail of ``a`` carries the reference's energy, < 1 a lost (damped) tail, > 1 excess noise.
-    ``k_cut`` defaults to :math:`N/6` (half the 2/3-dealiased range) and ``k_max`` to :math:`N/3`.
+    ``k_cut`` and ``k_max`` default to :func:`tail_window` of the grid (:math:`N/4` and :math:`N/2 - 1`).
     """
     ea, eb = _as_mean_energy(a, kind, length), _as_mean_energy(b, kind, length)
-    n = _grid_size(a, b)
-    kc = float(k_cut) if k_cut is not None else n / 6.0
-    km = float(k_max) if k_max is not None else n / 3.0
+    if k_cut is None or k_max is None:
+        dc, dm = tail_window(_grid_size(a, b))
+    kc = float(k_cut) if k_cut is not None else dc
+    km = float(k_max) if k_max is not None else dm
     s = torch.arange(ea.shape[-1], device=ea.device, dtype=ea.dtype)
     m = (s >= kc) & (s <= km)
     if not bool(m.any()):

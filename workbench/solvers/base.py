@@ -138,6 +138,19 @@ class Solver(Config):
         """Evaluations ``steps`` steps cost."""
         return steps * self.evals_per_step
 
+    # --- pilot statistics ------------------------------------------------------------------------
+    @property
+    def needs_pilot(self) -> bool:
+        """True when this configuration cannot sample before statistics are estimated from a pilot run
+        (e.g. DPM-Solver-v3 without its EMS); :meth:`prepare` then returns the ready solver."""
+        return False
+
+    def prepare(self, field: Field, x_pilot: torch.Tensor, t_start: float = 0.0,
+                t_end: float = 1.0) -> "Solver":
+        """The solver ready to sample ``field`` over [t_start, t_end], estimating what it needs from the pilot
+        start states ``x_pilot`` when :attr:`needs_pilot`; otherwise ``self`` (no model call)."""
+        return self
+
     # --- the step loop ---------------------------------------------------------------------------
     @abstractmethod
     def iterate(self, field: Field, x: torch.Tensor, grid: torch.Tensor,

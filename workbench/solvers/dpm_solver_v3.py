@@ -25,6 +25,7 @@ the first-order DDIM step. (The paper's pseudo-order and corrector are not imple
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
@@ -132,14 +133,16 @@ def compute_ems(field: Field, x: torch.Tensor, t_start: float, t_end: float, n_l
     gen = torch.Generator(device=x.device).manual_seed(seed)
     tab = LogSNRTable.build(I, t_nodes.tolist())
     fs, ls = [], []
-    xs = x
-    plans = DPMSolverPP(3, lower_order_final=False).plan(tab)
-    hist: List[torch.Tensor] = []
+    field.reset()
+    # the pilot trajectory through the λ nodes: DPM-Solver++ 3M (data prediction) through the plan executor
+    pilot = DPMSolverPP(3, lower_order_final=False).stream(
+        field, x, n_lambda - 1, grid=torch.as_tensor(tab.t, dtype=torch.float64))
+    states = itertools.chain([x], (step.x for step in pilot))
     it = range(n_lambda)
     if progress:
         it = tqdm(it, desc="EMS pilot", leave=False)
-    field.reset()
     for k in it:
+        xs = next(states).detach()
         sig = tab.sigma[k]
         xr = xs.detach().requires_grad_(True)
         with torch.enable_grad():
@@ -162,13 +165,6 @@ def compute_ems(field: Field, x: torch.Tensor, t_start: float, t_end: float, n_l
         ls.append(lk)
         yk = y.detach()
         fs.append(yk - lk * xs)
-        if k < n_lambda - 1:  # advance the pilot trajectory with DPM-Solver++ 3M (data prediction)
-            d = (xs - yk) / tab.a[k]
-            hist.append(d)
-            if len(hist) > 3:
-                del hist[0]
-            order, cx, terms, _ = plans[k]
-            xs = combine(xs, cx, [(c, hist[-1 - g]) for g, c in terms]).detach()
     used += field.nfe
     F = torch.stack(fs).to(torch.float64)               # (K, B, ...)
     dlam = float(lam[1] - lam[0])
@@ -208,6 +204,16 @@ class DPMSolverV3(Solver):
     def fit(self, field: Field, x: torch.Tensor, t_start: float = 0.0, t_end: float = 1.0, **kw) -> "DPMSolverV3":
         """Compute and cache the EMS for ``field`` from pilot states ``x`` (see :func:`compute_ems`)."""
         return type(self)(self.order, self.lower_order_final, compute_ems(field, x, t_start, t_end, **kw))
+
+    @property
+    def needs_pilot(self) -> bool:
+        """True until the EMS are attached."""
+        return self.ems is None
+
+    def prepare(self, field: Field, x_pilot: torch.Tensor, t_start: float = 0.0,
+                t_end: float = 1.0) -> "DPMSolverV3":
+        """This solver with EMS estimated from ``x_pilot`` (:meth:`fit`) when it has none, else ``self``."""
+        return self.fit(field, x_pilot, t_start, t_end) if self.ems is None else self
 
     def _in_range(self, lam: float) -> bool:
         e = self.ems
