@@ -49,7 +49,7 @@ CLI_ROWS = [
     ("run-solver-unknown", RUN + ["--solver", "nosuch"], ["solver", "nosuch", "heun"]),
     ("run-data-unknown", RUN + ["--data", "nosuch"], ["nosuch"]),
     ("run-eps-nan", RUN + ["--eps", "nan"], ["eps", "finite"]),
-    ("run-eps-ode", RUN + ["--eps", "0.5"], ["eps", "SDE"]),
+    ("run-eps-ode", RUN + ["--eps", "0.5"], ["eps", "ODE solver"]),
     ("run-interval", RUN + ["--t-start", "0.5", "--t-end", "0.2"], ["t_start", "t_end"]),
     ("run-param-unknown", RUN + ["--interpolant-param", "x=1"], ["interpolant", "x"]),
     ("run-param-no-eq", RUN + ["--solver-param", "nokey"], ["KEY=VALUE"]),
