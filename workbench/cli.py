@@ -37,6 +37,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except WorkbenchError as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM (reports record it first): one line, shell exit code
+        print(f"workbench {args.command}: {exc or 'interrupted'}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 130))
 
 
 if __name__ == "__main__":  # pragma: no cover

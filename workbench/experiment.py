@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 import torch
 
+from . import validation
 from .errors import ConfigError
 from .interpolants import INTERPOLANTS
 from .metrics.distances import sliced_wasserstein
@@ -171,10 +172,7 @@ class Experiment:
             if not bool(torch.isfinite(self.x_start).all()):
                 raise ConfigError("x_start", "contains NaN or Inf")
             self.n_samples = int(self.x_start.shape[0])
-        if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, int) or self.n_samples < 1:
-            raise ConfigError("n_samples", f"must be an integer >= 1, got {self.n_samples!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError("seed", f"must be an integer >= 0, got {self.seed!r}")
+        self.n_samples, self.seed = validation.n_samples(self.n_samples), validation.seed(self.seed)
         self._device = resolve_device(self.device)
         self._dtype = resolve_dtype(self.dtype)
         for name in ("t_start", "t_end"):
@@ -185,7 +183,9 @@ class Experiment:
             raise ConfigError("t_start/t_end", f"need 0 <= t_start < t_end <= 1, got {self.t_start}, {self.t_end}")
         self._solver.check_interpolant(self._interpolant)
         self._problem.check(self._interpolant, self.t_start, self.t_end)
-        self.grid()  # validates the schedule against this interpolant now, not mid-run
+        states = (len(self.grid()) if self.keep_trajectory else 1) + 4  # validates the schedule now, not mid-run
+        validation.check_memory("n_samples", self.n_samples * math.prod(self._problem.shape) * self._dtype.itemsize
+                                * states, f"{self.n_samples} samples x {states} stored states")
 
     # ---- pieces ------------------------------------------------------------------------------------
     def config(self) -> Dict[str, Any]:
@@ -224,8 +224,7 @@ class Experiment:
     def _pilot(self, n_pilot: int):
         """``(field, pilot start states, reference end states or None)`` for the fits: the start states come from
         a seed disjoint from the run's; the reference is the problem's exact map when it has one."""
-        if isinstance(n_pilot, bool) or not isinstance(n_pilot, int) or n_pilot < 8:
-            raise ConfigError("n_pilot", f"must be an integer >= 8, got {n_pilot!r}")
+        validation.n_samples(n_pilot, "n_pilot", minimum=8)
         g_pilot = torch.Generator().manual_seed(self.seed + 4_000_037)
         xp = self._problem.sample_start(self._interpolant, self.t_start, n_pilot, g_pilot)
         ref = self._problem.reference(self._interpolant, xp, self.t_start, self.t_end)

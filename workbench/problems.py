@@ -116,6 +116,8 @@ class GMMND(GMMProblem):
 
     def __init__(self, dim: int = 64, n_modes: int = 8, seed: int = 0):
         self.dim, self.n_modes, self.seed = _integer("dim", dim), _integer("n_modes", n_modes), _integer("seed", seed)
+        _bounded("dim", self.dim, MAX_DIM, "full covariance matrices")
+        _bounded("n_modes", self.n_modes, 1024, "one covariance matrix each")
         super().__init__(gmm_random(self.dim, self.n_modes, self.seed))
 
 
@@ -125,6 +127,7 @@ class Gaussian(GMMProblem):
 
     def __init__(self, dim: int = 2, seed: int = 0):
         self.dim, self.seed = _integer("dim", dim), _integer("seed", seed)
+        _bounded("dim", self.dim, MAX_DIM, "a full covariance matrix")
         super().__init__(gaussian(self.dim, self.seed))
 
 
@@ -139,6 +142,15 @@ class CustomGMM(GMMProblem):
     """A user-built mixture (not registered: it has no name-and-numbers description)."""
 
     name = "custom_gmm"
+
+
+#: Largest dimension of the built-in Gaussian problems (they hold full dim × dim covariance matrices).
+MAX_DIM = 1024
+
+
+def _bounded(field: str, value: int, maximum: int, why: str) -> None:
+    if value > maximum:
+        raise ConfigError(field, f"must be <= {maximum} ({why}), got {value}")
 
 
 def _integer(field: str, value: object) -> int:

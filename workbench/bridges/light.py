@@ -34,6 +34,7 @@ from typing import List, Optional
 import torch
 from tqdm.auto import tqdm
 
+from .. import validation
 from ..errors import ConfigError
 from .gaussian import check_eps
 
@@ -56,8 +57,7 @@ class LightSB(torch.nn.Module):
     def __init__(self, dim: int, n_components: int = 4, eps: float = 1.0, dtype=torch.float64, device=None):
         super().__init__()
         for name, v in (("dim", dim), ("n_components", n_components)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(name, f"must be an integer >= 1, got {v!r}")
+            validation.integer(name, v, 1)
         self.dim, self.n_components, self.eps = dim, n_components, check_eps(eps)
         kw = dict(dtype=dtype, device=device)
         self.log_alpha = torch.nn.Parameter(torch.zeros(n_components, **kw))

@@ -78,6 +78,12 @@ def register(sub) -> None:
     o.set_defaults(func=run_simulate1d)
 
 
+def check_writable(field: str, path: str) -> None:
+    from ..files import check_writable as check
+
+    check(field, path)
+
+
 def _threads(n: int) -> None:
     import torch
 
@@ -101,6 +107,14 @@ def run_spectra(args) -> int:
         v = getattr(args, name)
         if v is not None:
             setattr(cfg, name, v)
+    check_writable("--out", args.out)
+    if cfg.refiner_solver is not None:  # checked now, not after training
+        from ..solvers import SOLVERS, check_nfe
+
+        solver = SOLVERS.canonical(cfg.refiner_solver)
+        cls = SOLVERS.cls(solver)
+        if cfg.refiner_nfe is not None:
+            check_nfe(cfg.refiner_nfe, 1 if cls.adaptive else cls.evals_per_step, solver)
     res = run_spectra_comparison(cfg, device=str(dev), progress=True, with_generator=not args.no_generator)
     out_dir = os.path.dirname(os.path.abspath(args.out))
     paths = write_outputs(res, out_dir, os.path.basename(args.out))
@@ -120,6 +134,8 @@ def run_simulate(args) -> int:
     if args.nu is not None:
         kw["nu"] = args.nu
     cfg = make(**kw)
+    if args.out:
+        check_writable("--out", args.out)
     out = load_or_generate(cfg, args.out, device=args.device, progress=True)
     w = out["vorticity"]
     print(f"vorticity {tuple(w.shape)}, times {float(out['times'][0]):g}..{float(out['times'][-1]):g}, "

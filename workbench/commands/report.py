@@ -54,6 +54,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from .. import validation
+    from ..errors import ConfigError
+    from ..files import check_writable
     from ..reporting import describe_parameters, notebook_parameters, run_report, validate_parameters
 
     schema = notebook_parameters(args.notebook)
@@ -61,7 +64,14 @@ def run(args) -> int:
         print(f"parameters of {args.notebook}:\n{describe_parameters(schema)}")
         return 0
     params = validate_parameters(schema, _read_params_file(args.parameters_file)) if args.parameters_file else {}
+    given = [k for k, _ in args.parameter]
+    twice = sorted({k for k in given if given.count(k) > 1})
+    if twice:
+        raise ConfigError("-p", f"{twice[0]} is given more than once; give each parameter once")
     params.update(validate_parameters(schema, {k: v for k, v in args.parameter}, from_text=True))
+    if args.timeout is not None:
+        validation.number("--timeout", args.timeout, above=0.0)
+    check_writable("--out-root", args.out_root, directory=True)
     res = run_report(args.notebook, params, out_root=args.out_root, html=not args.no_html, timeout=args.timeout,
                      progress=args.progress)
     if args.json:

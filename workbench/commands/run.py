@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 from ..interpolants import INTERPOLANTS
 from ..problems import PROBLEMS
 from ..schedules import SCHEDULES
 from ..solvers import SOLVERS
 from ..errors import ConfigError
+from ..files import atomic_path, atomic_write_text
 
 
 def parse_kv(items, field: str) -> dict:
@@ -89,7 +89,13 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..files import check_writable
+
     exp = experiment_from_args(args)
+    if args.out:
+        check_writable("--out", args.out)
+    if args.json_out:
+        check_writable("--json", args.json_out)
     if args.fit_schedule:
         exp, fit = exp.fit_schedule(n_pilot=args.fit_schedule, progress=args.progress)
         print(f"fitted grid ({fit.evals} pilot runs, {fit.pilot_nfe} pilot NFE, {fit.seconds:.1f} s): pilot L2 "
@@ -112,10 +118,9 @@ def run(args) -> int:
         print(f"sliced W2 vs exact samples: {result.sliced_w2:.4g}")
     print(f"sampling wall time: {result.wall_time * 1e3:.1f} ms")
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        result.plot(args.out)
+        with atomic_path(args.out) as tmp:
+            result.plot(str(tmp))
         print(f"figure: {args.out}")
     if args.json_out:
-        with open(args.json_out, "w") as fh:
-            json.dump({"config": result.config, "summary": s}, fh, indent=2, default=str)
+        atomic_write_text(args.json_out, json.dumps({"config": result.config, "summary": s}, indent=2, default=str))
     return 0

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from typing import List
 
+from .. import validation
 from ..errors import ConfigError
 
 LOOPBACK_NAMES = ("localhost",)
@@ -37,8 +38,7 @@ def app_path() -> str:
 def build_command(args: argparse.Namespace) -> List[str]:
     """The ``panel serve`` command line for ``args`` (validated; no side effects)."""
     port = args.port
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ConfigError("port", f"must be an integer in [1, 65535], got {port!r}")
+    validation.integer("port", port, 1, 65535)
     address = str(args.address).strip()
     origins = list(args.allow_websocket_origin or [])
     if not _is_loopback(address):

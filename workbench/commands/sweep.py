@@ -40,21 +40,45 @@ def run(args) -> int:
     from ..errors import ConfigError
     from ..reporting import expand_grid, format_summary, load_grid, notebook_parameters, run_sweep, validate_parameters
 
+    from .. import validation
+    from ..files import check_writable
+    from ..reporting.semantics import check_metric, check_scheduler_address
+
+    if args.workers is not None:
+        validation.integer("--workers", args.workers, 1, 4096)
+    if args.timeout is not None:
+        validation.number("--timeout", args.timeout, above=0.0)
+    if args.scheduler is not None:
+        check_scheduler_address(args.scheduler)
     file_nb, fixed, grid = load_grid(args.grid) if args.grid else (None, {}, {})
     notebook = args.notebook or file_nb
     if notebook is None:
         raise ConfigError("notebook", "give NOTEBOOK or 'notebook:' in the --grid file")
     schema = notebook_parameters(notebook)
     fixed = validate_parameters(schema, fixed)
+    given = [k for k, _ in args.parameter]
+    twice = sorted({k for k in given if given.count(k) > 1})
+    if twice:
+        raise ConfigError("-p", f"{twice[0]} is given more than once; give each parameter once")
     fixed.update(validate_parameters(schema, {k: v for k, v in args.parameter}, from_text=True))
+    seen: set = set()
     for item in args.vary:
         if len(item) < 2:
             raise ConfigError("vary", f"-g needs a name and at least one value, got {item}")
         key, values = item[0], item[1:]
+        if key in seen:
+            raise ConfigError("vary", f"-g {key} is given twice; list all its values after one -g {key}")
+        seen.add(key)
+        if key in fixed:
+            raise ConfigError("vary", f"{key} is both swept (-g) and fixed (-p or 'parameters'); give it once")
         if key not in schema:
             validate_parameters(schema, {key: None})  # raises the unknown-name error
         grid[key] = [schema[key].parse(v) for v in values]
-    sets = expand_grid(grid, fixed)
+    sets = [validate_parameters(schema, ps) for ps in expand_grid(grid, fixed)]  # semantic checks of every point
+    if args.metric is not None:
+        check_metric(notebook, args.metric)
+    if not args.dry_run:
+        check_writable("--out-root", args.out_root, directory=True)
     if args.dry_run:
         for i, ps in enumerate(sets):
             print(f"run {i}: {validate_parameters(schema, ps)}")

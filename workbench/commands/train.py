@@ -76,7 +76,12 @@ def run(args) -> int:
 
     from ..training.recipes import merge_spec
 
+    from ..files import atomic_write_text, check_writable
+    from ..training.recipes import check_eval
+
     spec = merge_spec(spec_from_args(args))
+    check_eval(spec["eval"])
+    check_writable("--out", args.out, directory=True)
     threads = spec["train"].get("threads")
     if threads:
         torch.set_num_threads(int(threads))   # small models: 1 thread is fastest, esp. on a shared CPU
@@ -89,14 +94,15 @@ def run(args) -> int:
                "train_seconds": round(trainer.wall_time, 2), **metrics, "out": args.out}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
-    (out / "spec.json").write_text(json.dumps(spec, indent=2, default=str))
+    atomic_write_text(out / "metrics.json", json.dumps(summary, indent=2))
+    atomic_write_text(out / "spec.json", json.dumps(spec, indent=2, default=str))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         floor = f" (floor {metrics['sw2_floor']:.4f}: two held-out sets)" if "sw2_floor" in metrics else ""
         print(f"trained {spec['dataset']} / {spec['interpolant']} / {spec['prediction']}: {trainer.step} steps in "
-              f"{trainer.wall_time:.1f} s, final loss {summary['final_loss']:.4f}")
+              f"{trainer.wall_time:.1f} s, final loss "
+              f"{'n/a' if summary['final_loss'] is None else format(summary['final_loss'], '.4f')}")
         print(f"sliced-W2 vs held-out ({metrics['n']} samples, {metrics['solver']} @ {metrics['nfe']} NFE): "
               f"{metrics['sw2']:.4f}{floor}; MMD² {metrics['mmd']:.2e}; energy {metrics['energy']:.2e}")
         print(f"saved {out / 'model.safetensors'} + {out / 'model.json'}")

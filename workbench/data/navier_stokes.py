@@ -32,13 +32,16 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
+from .. import validation
 from ..errors import ConfigError, NonFiniteError
+from ..files import check_writable
 from ..utils import resolve_device, resolve_dtype
 from .grf import gaussian_random_field
 
@@ -301,7 +304,15 @@ def _replace(cfg: NSDataConfig, overrides: Dict[str, Any]) -> NSDataConfig:
     if bad:
         raise ConfigError(bad[0], f"unknown data parameter; valid ones are: {', '.join(sorted(valid))}")
     for k, v in overrides.items():
-        setattr(cfg, k, type(getattr(cfg, k))(v))
+        kind = type(getattr(cfg, k))
+        if kind is int:
+            v = validation.integer(k, v)
+        elif kind is float:
+            v = validation.number(k, v)
+        setattr(cfg, k, kind(v))
+    validation.integer("frames", cfg.frames, 1, 100_000)
+    validation.integer("n_traj", cfg.n_traj, 1, 100_000)
+    validation.seed(cfg.seed)
     return cfg
 
 
@@ -333,6 +344,39 @@ def cache_path(cfg: NSDataConfig, directory: str = os.path.join("data", "cache")
     return os.path.join(directory, f"ns_{h}.npz")
 
 
+class CorruptCacheError(Exception):
+    """A cache file that cannot be read, or whose arrays are not what its parameters describe."""
+
+
+def _read_cache(path: str, cfg: NSDataConfig, want: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+    """The arrays of a ``.npz`` cache, checked (parameters, keys, shapes, finiteness); CorruptCacheError if unusable."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = sorted({"params", "vorticity", "times"} - set(z.files))
+            if missing:
+                raise CorruptCacheError(f"lacks the array(s) {', '.join(missing)}")
+            have = json.loads(str(z["params"]))
+            w, times = z["vorticity"], z["times"]
+    except CorruptCacheError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, EOFError, OSError, JSONDecodeError, ValueError, ...
+        raise CorruptCacheError(f"cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not isinstance(have, dict):
+        raise CorruptCacheError("its 'params' entry is not a mapping")
+    if have != want:
+        diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+        shown = ", ".join(f"{k} (file {have.get(k)!r}, requested {want.get(k)!r})" for k in diff)
+        raise ConfigError("cache", f"{path} was generated with different parameters: {shown}; "
+                          "delete it or choose another path")
+    shape = (cfg.n_traj, cfg.frames, cfg.n, cfg.n)
+    if tuple(w.shape) != shape or tuple(times.shape) != (cfg.frames,):
+        raise CorruptCacheError(f"holds vorticity of shape {tuple(w.shape)} and times of shape {tuple(times.shape)}; "
+                                f"its parameters describe {shape} and ({cfg.frames},)")
+    if not (np.isfinite(w).all() and np.isfinite(times).all()):
+        raise CorruptCacheError("holds NaN or Inf values")
+    return {"vorticity": torch.from_numpy(w), "times": torch.from_numpy(times)}
+
+
 def load_or_generate(cfg: NSDataConfig, path: Optional[str] = None, device: Union[str, torch.device] = "cpu",
                      progress: bool = True) -> Dict[str, torch.Tensor]:
     """Load trajectories from the cache at ``path``, or generate and save them there.
@@ -341,28 +385,37 @@ def load_or_generate(cfg: NSDataConfig, path: Optional[str] = None, device: Unio
     (:mod:`workbench.data.hdf5`, PDEBench layout ``[batch, time, x, y]`` with coordinates, readable window by
     window with :class:`~workbench.data.hdf5.H5Windows`). Either file stores the arrays and the generating
     parameters. A cache whose parameters differ from ``cfg`` is refused with a :class:`ConfigError` naming the
-    differing fields (it is never silently reused nor overwritten).
+    differing fields (it is never silently reused nor overwritten). A corrupt cache (unreadable, missing arrays,
+    wrong shapes, NaN) is never used: at the default path it is regenerated (with a warning), at a path the caller
+    gave it is refused naming the file.
     """
+    default = path is None
     path = path or cache_path(cfg)
     want = json.loads(_params_json(cfg))
     h5 = path.endswith((".h5", ".hdf5"))
     if os.path.exists(path):
-        if h5:
-            from .hdf5 import import_hdf5
+        try:
+            if h5:
+                from .hdf5 import import_hdf5
 
-            z = import_hdf5(path)
-            have = z["params"]
-        else:
-            with np.load(path, allow_pickle=False) as zz:
-                have = json.loads(str(zz["params"]))
-                z = {"fields": torch.from_numpy(zz["vorticity"]), "times": torch.from_numpy(zz["times"])}
-        if have != want:
-            diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
-            shown = ", ".join(f"{k} (file {have.get(k)!r}, requested {want.get(k)!r})" for k in diff)
-            raise ConfigError("cache", f"{path} was generated with different parameters: {shown}; "
-                              "delete it or choose another path")
-        w = z["fields"].transpose(-1, -2).contiguous() if h5 else z["fields"]
-        return {"vorticity": w, "times": z["times"]}
+                try:
+                    z = import_hdf5(path)
+                except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
+                    raise CorruptCacheError(f"cannot be read ({type(exc).__name__}: {exc})") from None
+                have = z["params"]
+                if have != want:
+                    diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+                    shown = ", ".join(f"{k} (file {have.get(k)!r}, requested {want.get(k)!r})" for k in diff)
+                    raise ConfigError("cache", f"{path} was generated with different parameters: {shown}; "
+                                      "delete it or choose another path")
+                return {"vorticity": z["fields"].transpose(-1, -2).contiguous(), "times": z["times"]}
+            return _read_cache(path, cfg, want)
+        except CorruptCacheError as exc:
+            if not default:
+                raise ConfigError("cache", f"{path}: {exc}; delete it or choose another path") from None
+            warnings.warn(f"the cache {path} is unusable ({exc}); regenerating it", RuntimeWarning, stacklevel=2)
+    else:
+        check_writable("cache", path)
     out = generate_trajectories(cfg, device=device, progress=progress)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if h5:

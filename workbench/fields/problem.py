@@ -23,6 +23,7 @@ import torch
 
 from ..data.navier_stokes import cache_path, kolmogorov_config, load_or_generate
 from ..errors import ConfigError
+from ..files import atomic_path
 from ..interpolants import INTERPOLANTS
 from ..interpolants.base import Interpolant
 from ..models.field import Field
@@ -93,14 +94,23 @@ class VorticityProblem(Problem):
             return _MODELS[key]
         gen = VorticityGenerator(**self.fno)
         path = os.path.join(self.cache_dir, f"vorticity_gen_{key}.pt")
+        state = None
         if os.path.exists(path):
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            gen.load_state_dict(state["model"])
-            gen.norm.std = float(state["std"])
-        else:
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                gen.load_state_dict(state["model"])
+                gen.norm.std = float(state["std"])
+            except Exception as exc:  # noqa: BLE001 - a corrupt cache entry is rebuilt, never used
+                import warnings
+
+                warnings.warn(f"the cached generator {path} is unusable ({type(exc).__name__}); retraining it",
+                              RuntimeWarning, stacklevel=2)
+                gen, state = VorticityGenerator(**self.fno), None
+        if state is None:
             gen.fit(self.snapshots(), self.iterations, 16, 2e-3, self.seed, progress=True)
             os.makedirs(self.cache_dir, exist_ok=True)
-            torch.save({"model": gen.state_dict(), "std": gen.norm.std}, path)
+            with atomic_path(path) as tmp:
+                torch.save({"model": gen.state_dict(), "std": gen.norm.std}, str(tmp))
         gen.eval()
         for p in gen.parameters():
             p.requires_grad_(False)

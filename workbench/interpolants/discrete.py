@@ -23,6 +23,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 from .base import Coefficients, TabulatedInterpolant, check_positive
 from .registry import register
@@ -72,8 +73,7 @@ class DiscreteVP(TabulatedInterpolant):
         if interpolation not in INTERPOLATIONS:
             raise ConfigError("interpolation", f"got {interpolation!r}; allowed values are: {', '.join(INTERPOLATIONS)}")
         self.interpolation = interpolation
-        if isinstance(num_train_timesteps, bool) or not isinstance(num_train_timesteps, int) or num_train_timesteps < 2:
-            raise ConfigError("num_train_timesteps", f"must be an integer >= 2, got {num_train_timesteps!r}")
+        validation.integer("num_train_timesteps", num_train_timesteps, 2)
         self.beta_schedule = beta_schedule
         self.num_train_timesteps = num_train_timesteps
         self.beta_start = check_positive("beta_start", beta_start)

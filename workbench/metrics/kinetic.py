@@ -30,6 +30,7 @@ from typing import Optional, Tuple
 
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 from ..interpolants.base import Interpolant
 from ..interpolants.linear import Linear
@@ -53,9 +54,7 @@ class KineticEnergy:
 
 
 def _check_n(n: int, field: str = "n_samples") -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
-        raise ConfigError(field, f"must be an integer >= 2, got {n!r}")
-    return n
+    return validation.integer(field, n, 2)
 
 
 def _require_gaussian_base(interpolant: Interpolant) -> None:

@@ -172,7 +172,9 @@ class RunField(Field):
     def predict(self, x: torch.Tensor, t: float, t_batch: Optional[torch.Tensor] = None) -> Prediction:
         """Count one call against this run's budget and forward it (``t_batch`` as in :meth:`Field.predict`)."""
         if self.budget is not None and self.nfe >= self.budget:
-            raise BudgetExceededError(f"nfe: budget of {self.budget} function evaluations exhausted")
+            raise BudgetExceededError(f"nfe: budget of {self.budget} function evaluations exhausted at t={t:.6g} "
+                                      f"(the run had not reached its end time); raise nfe or, for an adaptive "
+                                      f"solver, loosen rtol/atol")
         self.nfe += 1
         pred = self.inner.predict(x, t, t_batch) if self._plain else self.inner.predict(x, t)
         if not self._checked:

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import ConfigError
+from ..files import atomic_path, atomic_write_text
 from ..interpolants import Interpolant, canonical_prediction
 from .predictor import Predictor, interpolant_config, resolve_interpolant
 
@@ -41,9 +42,11 @@ def save(predictor: Predictor, path: PathLike, extra: Optional[Dict[str, Any]] =
     weights, cfg_path = paths(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
     sd = state_dict if state_dict is not None else predictor.network.state_dict()
-    save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(weights))
     cfg = {"format": FORMAT, "version": VERSION, **predictor.config(), "extra": dict(extra or {})}
-    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
+    text = json.dumps(cfg, indent=2, sort_keys=True)
+    with atomic_path(weights) as tmp:  # an interrupted save leaves the old model (or none), never a truncated one
+        save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(tmp))
+    atomic_write_text(cfg_path, text)
     return weights
 
 
@@ -54,13 +57,23 @@ def read_config(path: PathLike) -> Dict[str, Any]:
         raise ConfigError("checkpoint", f"no config {cfg_path} (a model is saved as <stem>.safetensors + <stem>.json)")
     try:
         cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError("checkpoint", f"{cfg_path} is not valid JSON ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError("checkpoint", f"{cfg_path} must hold a JSON object, got a {type(cfg).__name__}")
     if cfg.get("format") != FORMAT:
         raise ConfigError("checkpoint", f"{cfg_path} is not a workbench model config (format={cfg.get('format')!r})")
+    if cfg.get("version") != VERSION:
+        raise ConfigError("checkpoint", f"{cfg_path} has format version {cfg.get('version')!r}; this workbench "
+                                        f"reads version {VERSION}")
     missing = [k for k in ("interpolant", "prediction", "architecture") if k not in cfg]
     if missing:
         raise ConfigError("checkpoint", f"{cfg_path} lacks the field(s) {', '.join(missing)}")
+    arch = cfg["architecture"]
+    if not isinstance(arch, dict) or not isinstance(arch.get("name"), str):
+        raise ConfigError("checkpoint", f"{cfg_path}: 'architecture' must be an object with a 'name'")
+    if not isinstance(cfg["prediction"], str):
+        raise ConfigError("checkpoint", f"{cfg_path}: 'prediction' must be a string, got {cfg['prediction']!r}")
     return cfg
 
 
@@ -92,10 +105,21 @@ def load(path: PathLike, interpolant: Union[None, str, Interpolant, Dict[str, An
     if architecture is not None and architecture != cfg["architecture"]["name"]:
         raise ConfigError("architecture", f"checkpoint {weights.name} is a {cfg['architecture']['name']!r} network, "
                                           f"not {architecture!r}")
-    pred = Predictor.from_config(cfg)
+    _, cfg_path = paths(path)
+    try:
+        pred = Predictor.from_config(cfg)
+    except ConfigError as exc:
+        raise ConfigError("checkpoint", f"{cfg_path}: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:  # e.g. "width": "abc"
+        raise ConfigError("checkpoint", f"{cfg_path} describes a network that cannot be built "
+                                        f"({type(exc).__name__}: {exc})") from None
     if not weights.exists():
         raise ConfigError("checkpoint", f"weights file {weights} is missing")
-    sd = load_file(str(weights))
+    try:
+        sd = load_file(str(weights))
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError, ...: a truncated or foreign file
+        raise ConfigError("checkpoint", f"{weights} is not a readable safetensors file "
+                                        f"({type(exc).__name__}: {exc}); retrain or restore it") from None
     own = pred.network.state_dict()
     missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
     bad = sorted(k for k in set(own) & set(sd) if own[k].shape != sd[k].shape)

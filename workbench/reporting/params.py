@@ -56,7 +56,13 @@ class Parameter:
 
     def parse(self, text: str) -> Any:
         """Convert a command-line string to a value of this parameter's type (then :meth:`check` it)."""
-        return self.check(_parse_text(text, _annotation_ast(self.annotation)))
+        try:
+            value = _parse_text(text, _annotation_ast(self.annotation))
+        except ConfigError as exc:
+            if exc.field != "parameter":
+                raise
+            raise ConfigError(self.name, str(exc)[len("parameter: "):]) from None
+        return self.check(value)
 
 
 def _load_notebook(notebook: Union[str, Path, Mapping]) -> Mapping:
@@ -67,8 +73,14 @@ def _load_notebook(notebook: Union[str, Path, Mapping]) -> Mapping:
         raise ConfigError("notebook", f"file {str(path)!r} does not exist")
     if path.suffix != ".ipynb":
         raise ConfigError("notebook", f"expected a .ipynb file, got {str(path)!r}")
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            nb = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("notebook", f"{str(path)!r} is not a valid notebook (JSON error: {exc})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells", []), list):
+        raise ConfigError("notebook", f"{str(path)!r} is not a valid notebook (expected a JSON object with 'cells')")
+    return nb
 
 
 def parameters_cell(notebook: Union[str, Path, Mapping]) -> Optional[str]:
@@ -140,8 +152,12 @@ def validate_parameters(notebook: Union[str, Path, Mapping, Dict[str, Parameter]
         from_text: parse string values by the declared type first (``"8"`` → 8, ``"[4, 8]"`` or ``"4,8"`` → [4, 8]).
 
     Raises:
-        ConfigError: an unknown name (the message lists the declared ones) or a value of the wrong type.
+        ConfigError: an unknown name (the message lists the declared ones), a value of the wrong type, or one
+            that breaks its name's convention (:func:`workbench.reporting.semantics.check_value`: ``nfe_list 0``,
+            an empty list, an unknown solver).
     """
+    from .semantics import check_value
+
     schema = notebook if isinstance(notebook, dict) and all(isinstance(v, Parameter) for v in notebook.values()) \
         else notebook_parameters(notebook)  # type: ignore[arg-type]
     unknown = [k for k in values if k not in schema]
@@ -151,7 +167,7 @@ def validate_parameters(notebook: Union[str, Path, Mapping, Dict[str, Parameter]
     out = {}
     for key, value in values.items():
         p = schema[key]
-        out[key] = p.parse(value) if from_text and isinstance(value, str) else p.check(value)
+        out[key] = check_value(key, p.parse(value) if from_text and isinstance(value, str) else p.check(value))
     return out
 
 
@@ -307,7 +323,11 @@ def _parse_text(text: str, node: ast.expr) -> Any:
     if _accepts_str(node) and not _conforms_quiet(value, node):
         return text
     if _is_sequence(node) and not isinstance(value, (list, tuple)) and value is not None:
-        parts = [p for p in text.split(",") if p.strip()]
+        parts = text.split(",")
+        if text.strip() and any(not p.strip() for p in parts):
+            raise ConfigError("parameter", f"the list {text!r} has an empty element; write values separated by "
+                                           "single commas, e.g. 4,8,16")
+        parts = [p for p in parts if p.strip()]
         elt = node.slice if isinstance(node, ast.Subscript) and not isinstance(node.slice, ast.Tuple) else None
         return [(_parse_text(p.strip(), elt) if elt is not None else _literal(p)) for p in parts]
     return value

@@ -9,17 +9,20 @@ and the result says which cell failed and why.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
 import os
 import platform
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Iterator, Mapping, Optional, Union
 
+from ..files import atomic_write_text
 from .params import notebook_parameters, validate_parameters
 from .record import read_results
 
@@ -130,6 +133,73 @@ def _describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class ReportInterrupted(KeyboardInterrupt):
+    """A report stopped by SIGINT or SIGTERM; its ``run.json`` says ``"interrupted"`` and names the cell reached."""
+
+    def __init__(self, signal_name: str, message: str = ""):
+        self.signal_name = signal_name
+        super().__init__(message or f"interrupted by {signal_name}")
+
+    @property
+    def exit_code(self) -> int:
+        """The shell convention 128 + signal number (130 for SIGINT, 143 for SIGTERM)."""
+        import signal
+
+        return 128 + int(getattr(signal, self.signal_name, signal.SIGINT))
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
+    """While running, SIGTERM (and SIGINT) raise :class:`ReportInterrupted` in the main thread."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise ReportInterrupted(signal.Signals(signum).name)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def mark_interrupted(executed: Union[str, Path]) -> Optional[Dict[str, Any]]:
+    """Mark a partial papermill notebook honestly after an interrupt and return the cell reached.
+
+    papermill's finalisation marks every pending cell "completed"; here a cell that never started is "pending", the
+    last one that started is "interrupted" (the cell the signal reached), and the notebook's metadata says ``exception: true`` and
+    ``workbench_status: "interrupted"``. Returns ``{"index", "execution_count", "source"}`` of the cell reached.
+    """
+    path = Path(executed)
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    reached = None
+    cells = [c for c in nb.get("cells", []) if isinstance(c.get("metadata", {}).get("papermill"), dict)]
+    started = [i for i, c in enumerate(nb.get("cells", [])) if c in cells and c["metadata"]["papermill"].get("start_time")]
+    for cell in cells:
+        if cell["metadata"]["papermill"].get("start_time") is None:
+            cell["metadata"]["papermill"]["status"] = "pending"  # never ran (papermill calls it "completed")
+    if started:  # the last cell that started is the one the interrupt reached (papermill closes it as "completed")
+        i = started[-1]
+        cell = nb["cells"][i]
+        cell["metadata"]["papermill"].update(status="interrupted", exception=True)
+        src = cell.get("source", "")
+        reached = {"index": i, "execution_count": cell.get("execution_count"),
+                   "source": ("".join(src) if isinstance(src, list) else src)[:200]}
+    meta = nb.setdefault("metadata", {})
+    meta.setdefault("papermill", {})["exception"] = True
+    meta["workbench_status"] = "interrupted"
+    atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False))
+    return reached
+
+
 def run_report(notebook: Union[str, Path], parameters: Optional[Mapping[str, Any]] = None, *,
                out_root: Union[str, Path] = "reports", out_dir: Optional[Union[str, Path]] = None,
                html: bool = True, from_text: bool = False, kernel_name: Optional[str] = None,
@@ -169,6 +239,8 @@ def run_report(notebook: Union[str, Path], parameters: Optional[Mapping[str, Any
         "started": _dt.datetime.now().isoformat(timespec="seconds"), "versions": package_versions(),
         "host": platform.node(),
     }
+    record["status"] = "running"
+    atomic_write_text(folder / "run.json", json.dumps(record, indent=2, default=str))
     import papermill as pm
 
     record["kernel"] = _kernel_command(kernel_name or _notebook_kernel(nb_path))
@@ -178,9 +250,20 @@ def run_report(notebook: Union[str, Path], parameters: Optional[Mapping[str, Any
     t0 = time.perf_counter()
     error = None
     try:
-        pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name=kernel_name,
-                            progress_bar=progress, log_output=False, cwd=str(nb_path.parent),
-                            execution_timeout=timeout)
+        with _signals_as_interrupts():
+            pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name=kernel_name,
+                                progress_bar=progress, log_output=False, cwd=str(nb_path.parent),
+                                execution_timeout=timeout)
+    except KeyboardInterrupt as exc:  # SIGINT / SIGTERM: record honestly, then stop
+        name = exc.signal_name if isinstance(exc, ReportInterrupted) else "SIGINT"
+        reached = mark_interrupted(executed) if executed.exists() else None
+        where = f" at cell [{reached['execution_count']}] (index {reached['index']})" if reached else ""
+        record.update({"status": "interrupted", "error": f"interrupted by {name}{where}", "cell_reached": reached,
+                       "seconds": round(time.perf_counter() - t0, 3), "executed_notebook": str(executed),
+                       "results": read_results(executed) if executed.exists() else {}})
+        atomic_write_text(folder / "run.json", json.dumps(record, indent=2, default=str))
+        raise ReportInterrupted(name, f"interrupted by {name}{where}; partial notebook and run.json in {folder}") \
+            from None
     except Exception as exc:  # noqa: BLE001 - a failed run is a result, not a crash
         error = _describe_failure(exc)
     finally:
@@ -202,6 +285,6 @@ def run_report(notebook: Union[str, Path], parameters: Optional[Mapping[str, Any
                           seconds=round(seconds, 3))
     record.update({"status": result.status, "error": error, "seconds": result.seconds, "results": results,
                    "executed_notebook": str(executed), "html": html_path})
-    (folder / "run.json").write_text(json.dumps(record, indent=2, default=str))
-    (folder / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    atomic_write_text(folder / "results.json", json.dumps(results, indent=2, default=str))
+    atomic_write_text(folder / "run.json", json.dumps(record, indent=2, default=str))
     return result

@@ -34,7 +34,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import ConfigError
 from .params import notebook_parameters, validate_parameters
-from .report import package_versions, run_report, timestamped_dir
+from ..files import atomic_write_text
+from .report import ReportInterrupted, _signals_as_interrupts, package_versions, run_report, timestamped_dir
 
 
 @dataclass
@@ -217,25 +218,32 @@ def run_sweep(notebook: Union[str, Path], param_sets: Sequence[Mapping[str, Any]
     info = {"notebook": str(nb_path), "scheduler": scheduler or "LocalCluster", "workers": workers,
             "started": _dt.datetime.now().isoformat(timespec="seconds"), "versions": package_versions()}
     runs: List[Optional[Dict[str, Any]]] = [None] * len(checked)
+    info["status"] = "running"
+    atomic_write_text(sweep_dir / "summary.json", json.dumps({"info": info, "varying": varying, "rows": [],
+                                                              "runs": []}, indent=2, default=str))
+    interrupted: Optional[ReportInterrupted] = None
     try:
-        futures = {client.submit(_sweep_job, str(nb_path), ps, rd, html, timeout, threads, pure=False): i
-                   for i, (ps, rd) in enumerate(zip(checked, run_dirs))}
-        bar = tqdm(total=len(futures), desc=f"sweep {nb_path.stem}", unit="run", disable=not progress)
-        n_failed = 0
-        for fut in as_completed(list(futures)):
-            i = futures[fut]
-            try:
-                out = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a lost worker etc.: record and go on
-                out = {"status": "failed", "out_dir": run_dirs[i], "notebook": None, "html": None,
-                       "parameters": checked[i], "effective": {}, "results": {},
-                       "error": f"{type(exc).__name__}: {exc}", "seconds": None}
-            out["run"] = i
-            runs[i] = out
-            n_failed += out["status"] != "ok"
-            bar.set_postfix(failed=n_failed)
-            bar.update(1)
-        bar.close()
+        with _signals_as_interrupts():
+            futures = {client.submit(_sweep_job, str(nb_path), ps, rd, html, timeout, threads, pure=False): i
+                       for i, (ps, rd) in enumerate(zip(checked, run_dirs))}
+            bar = tqdm(total=len(futures), desc=f"sweep {nb_path.stem}", unit="run", disable=not progress)
+            n_failed = 0
+            for fut in as_completed(list(futures)):
+                i = futures[fut]
+                try:
+                    out = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a lost worker etc.: record and go on
+                    out = {"status": "failed", "out_dir": run_dirs[i], "notebook": None, "html": None,
+                           "parameters": checked[i], "effective": {}, "results": {},
+                           "error": f"{type(exc).__name__}: {exc}", "seconds": None}
+                out["run"] = i
+                runs[i] = out
+                n_failed += out["status"] != "ok"
+                bar.set_postfix(failed=n_failed)
+                bar.update(1)
+            bar.close()
+    except KeyboardInterrupt as exc:  # SIGINT / SIGTERM: the finished runs are summarised, then we stop
+        interrupted = exc if isinstance(exc, ReportInterrupted) else ReportInterrupted("SIGINT")
     finally:
         client.close()
         if cluster is not None:
@@ -243,9 +251,16 @@ def run_sweep(notebook: Union[str, Path], param_sets: Sequence[Mapping[str, Any]
     done = [r for r in runs if r is not None]
     seconds = round(time.perf_counter() - t0, 3)
     info["seconds"] = seconds
+    info["status"] = "interrupted" if interrupted else ("failed" if any(r["status"] != "ok" for r in done) else "ok")
+    if interrupted:
+        info["interrupted_by"] = interrupted.signal_name
+        info["runs_finished"] = f"{len(done)}/{len(checked)}"
     result = SweepResult(out_dir=str(sweep_dir), runs=done, varying=varying, summary=str(sweep_dir / "summary.md"),
                          seconds=seconds, info=info)
     write_summary(result, metric=metric)
+    if interrupted:
+        raise ReportInterrupted(interrupted.signal_name, f"interrupted by {interrupted.signal_name} after "
+                                f"{len(done)}/{len(checked)} runs; summary of the finished ones in {sweep_dir}")
     return result
 
 
@@ -379,7 +394,7 @@ def write_summary(result: SweepResult, metric: Optional[str] = None) -> None:
     if failed:
         md += "\n\nFailed runs:\n" + "\n".join(
             f"- run {r['run']} ({r['out_dir']}): {r['error']}" for r in failed)
-    (folder / "summary.md").write_text(md + "\n", encoding="utf-8")
+    atomic_write_text(folder / "summary.md", md + "\n")
     cols = _columns(rows)
     with open(folder / "summary.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
@@ -388,5 +403,5 @@ def write_summary(result: SweepResult, metric: Optional[str] = None) -> None:
             w.writerow({c: (_short(row.get(c)) if isinstance(row.get(c), (list, tuple)) else row.get(c))
                         for c in cols})
     result.plot = plot_summary(rows, result.varying, folder / "summary.png", metric=metric)
-    (folder / "summary.json").write_text(json.dumps({"info": result.info, "varying": result.varying,
-                                                     "rows": rows, "runs": result.runs}, indent=2, default=str))
+    atomic_write_text(folder / "summary.json", json.dumps({"info": result.info, "varying": result.varying,
+                                                           "rows": rows, "runs": result.runs}, indent=2, default=str))

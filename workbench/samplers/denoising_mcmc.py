@@ -23,6 +23,7 @@ from typing import Optional, Union
 
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 from ..interpolants.base import Interpolant
 from ..models.gmm import GaussianMixture
@@ -68,8 +69,7 @@ class DenoisingMCMC:
             raise ConfigError("prior", f"must be {lv.numel()} positive numbers")
         if not (isinstance(step, (int, float)) and step > 0 and math.isfinite(step)):
             raise ConfigError("step", f"must be a finite number > 0, got {step!r}")
-        if isinstance(langevin_steps, bool) or not isinstance(langevin_steps, int) or langevin_steps < 1:
-            raise ConfigError("langevin_steps", f"must be an integer >= 1, got {langevin_steps!r}")
+        validation.integer("langevin_steps", langevin_steps, 1)
         self.gmm, self.interpolant, self.levels = gmm, interpolant, lv
         self.log_prior = torch.log(pr / pr.sum())
         self.tau = step * sig ** 2
@@ -109,8 +109,7 @@ class DenoisingMCMC:
     def run(self, x: torch.Tensor, iterations: int, generator: Optional[torch.Generator] = None,
             level: Optional[torch.Tensor] = None, progress: bool = False) -> ChainState:
         """Run ``iterations`` sweeps (Gibbs level, then ``langevin_steps`` Langevin moves) of the chains started at ``x``."""
-        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-            raise ConfigError("iterations", f"must be an integer >= 1, got {iterations!r}")
+        validation.integer("iterations", iterations, 1)
         if x.dim() != 2 or x.shape[1] != self.gmm.dim:
             raise ConfigError("x", f"expected shape (n, {self.gmm.dim}), got {tuple(x.shape)}")
         g = generator if generator is not None else torch.Generator().manual_seed(0)

@@ -31,6 +31,7 @@ from typing import Callable, List, Optional, Tuple
 
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 from ..models.field import Field
 from ..models.gmm import GaussianMixture
@@ -262,8 +263,7 @@ def smc(target: FKTarget, n_particles: int, steps: int, eps: float = 1.0, shape:
         weighted: False runs the same SDE and ignores the weights (the uncorrected sampler, for comparison).
     """
     for name, v, lo in (("n_particles", n_particles, 1), ("steps", steps, 1), ("replicas", replicas, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ConfigError(name, f"must be an integer >= {lo}, got {v!r}")
+        validation.integer(name, v, lo)
     eps = float(check_eps(eps))
     if not 0.0 <= ess_threshold <= 1.0:
         raise ConfigError("ess_threshold", f"must be in [0, 1], got {ess_threshold!r}")

@@ -12,6 +12,7 @@ from abc import abstractmethod
 
 import torch
 
+from .. import validation
 from ..config import Config
 from ..errors import ConfigError
 from ..interpolants.base import Interpolant
@@ -34,8 +35,7 @@ class Schedule(Config):
         Raises:
             ConfigError: ``steps < 1`` or ``t_start >= t_end`` or an interior point leaves the interval.
         """
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-            raise ConfigError("steps", f"must be an integer >= 1, got {steps!r}")
+        validation.integer("steps", steps, 1)
         if not (0.0 <= t_start < t_end <= 1.0):
             raise ConfigError("t_start/t_end", f"need 0 <= t_start < t_end <= 1, got {t_start}, {t_end}")
         if self.needs_log_snr and not interpolant.monotone_snr:

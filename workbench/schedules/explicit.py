@@ -52,6 +52,11 @@ class ExplicitGrid(Schedule):
         return len(self.times) - 1
 
     def _grid(self, steps, interpolant, t_start, t_end):
+        if steps != self.steps and self.times == (0.0, 1.0):
+            raise ConfigError(
+                "times", f"the explicit schedule needs its time points (it has only the default (0, 1), one step, "
+                         f"while the budget buys {steps}); give them, e.g. --schedule-param times=[0,0.3,0.7,1] "
+                         f"or schedule_params={{'times': [...]}}")
         if steps != self.steps:
             raise ConfigError(
                 "nfe",

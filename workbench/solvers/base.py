@@ -81,20 +81,32 @@ class SampleResult:
     wall_time: float = 0.0
 
 
-def check_nfe(nfe: object, minimum: int = 1, solver: str = "") -> int:
-    """Validate an NFE budget: an integer ≥ ``minimum``."""
-    if isinstance(nfe, bool) or not isinstance(nfe, int):
-        try:
-            ok = float(nfe) == int(nfe)  # type: ignore[arg-type]
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            raise ConfigError("nfe", f"must be an integer >= {minimum}, got {nfe!r}")
-        nfe = int(nfe)  # type: ignore[arg-type]
-    if nfe < minimum:
-        who = f" for solver {solver!r}" if solver else ""
-        raise ConfigError("nfe", f"must be >= {minimum}{who}, got {nfe}")
-    return nfe
+def check_nfe(nfe: object, minimum: int = 1, solver: str = "", adaptive: bool = False) -> int:
+    """Validate an NFE budget: an integer in ``[minimum, MAX_NFE]`` (``MAX_ADAPTIVE_NFE`` for an adaptive
+    solver's cap; :func:`workbench.validation.nfe`)."""
+    from .. import validation
+
+    return validation.nfe(nfe, minimum, solver, validation.MAX_ADAPTIVE_NFE if adaptive else validation.MAX_NFE)
+
+
+def check_grid(grid: object) -> torch.Tensor:
+    """A user's time grid as a 1-D float64 tensor: at least two finite points in [0, 1], strictly monotone
+    (increasing for sampling; strictly decreasing is allowed for inversion), else a :class:`ConfigError`.
+    A tensor is checked on a detached copy and returned unchanged."""
+    try:
+        g = torch.as_tensor(grid, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError("grid", f"must be a 1-D sequence of times, got {type(grid).__name__} ({exc})") from None
+    if g.dim() != 1 or g.numel() < 2:
+        raise ConfigError("grid", f"needs at least two times in a 1-D sequence, got shape {tuple(g.shape)}")
+    if not bool(torch.isfinite(g).all()) or float(g.min()) < 0.0 or float(g.max()) > 1.0:
+        raise ConfigError("grid", f"times must be finite and within [0, 1], got {g.tolist()}")
+    d = g[1:] - g[:-1]
+    if not (bool((d > 0).all()) or bool((d < 0).all())):
+        i = int(torch.nonzero(d <= 0).flatten()[0]) if bool((d[0] > 0)) else int(torch.nonzero(d >= 0).flatten()[0])
+        raise ConfigError("grid", f"times must be strictly increasing (or, for inversion, strictly decreasing); "
+                                  f"t[{i}]={g[i].item():.6g} is followed by t[{i + 1}]={g[i + 1].item():.6g}")
+    return grid if isinstance(grid, torch.Tensor) else g  # a tensor is kept as given (device, autograd)
 
 
 class Solver(Config):
@@ -198,12 +210,14 @@ class Solver(Config):
                grid: Optional[torch.Tensor] = None) -> "SamplingRun":
         """Like :meth:`sample`, but returns a :class:`SamplingRun`: iterate it to receive each :class:`Step`
         as it happens (live plots); ``run.result`` is set when the loop ends; ``run.cancel()`` stops early."""
-        nfe = check_nfe(nfe, 1 if self.adaptive else self.evals_per_step, self.name)
+        nfe = check_nfe(nfe, 1 if self.adaptive else self.evals_per_step, self.name, adaptive=self.adaptive)
         self.check_interpolant(field)
         if not isinstance(x, torch.Tensor) or x.dim() < 1:
             raise ConfigError("x", "must be a tensor of shape (B, ...)")
         if grid is None:
             grid = self.make_grid(field, nfe, schedule, t_start, t_end)
+        else:
+            grid = check_grid(grid)
         return SamplingRun(self, field, x, nfe, grid, return_trajectory, generator, progress)
 
 
@@ -279,7 +293,8 @@ class SamplingRun:
                 i = int((~flags).nonzero()[0])
                 raise NonFiniteError(
                     f"trajectory: NaN/Inf (or overflow) appeared at step {i} (t={times[i + 1]:.6g}) of solver "
-                    f"{solver.name!r}; try more NFE, a different schedule, or a smaller eps"
+                    f"{solver.name!r}; if the model itself returns NaN/Inf (check its weights and inputs at that t) "
+                    f"no budget helps, else the integration blew up: try more NFE, a different schedule, or a smaller eps"
                 )
         self.result = SampleResult(
             x=last, times=torch.tensor(times, dtype=torch.float64), nfe=field.nfe, nfe_budget=self.nfe_budget,

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 from ..interpolants.base import PREDICTIONS, Interpolant, canonical_prediction
 from ..models.field import Field
@@ -103,8 +104,7 @@ class NSCoefficients:
         self.b = rows
         if self.kind not in PREDICTIONS:
             self.kind = canonical_prediction(self.kind, "coefficients.kind")
-        if isinstance(self.order, bool) or not isinstance(self.order, int) or self.order < 1:
-            raise ConfigError("coefficients.order", f"must be an integer >= 1, got {self.order!r}")
+        validation.integer("coefficients.order", self.order, 1)
 
     def grid(self) -> torch.Tensor:
         """``[t_start, τ_1, ..., τ_{n-1}, t_end]`` (float64): the times :class:`SampleResult` reports for the

@@ -26,6 +26,7 @@ import math
 
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 from ..interpolants.base import check_positive
 from .base import FixedStepSolver, register
@@ -54,8 +55,7 @@ class PredictorCorrector(FixedStepSolver):
     def __init__(self, predictor: str = "reverse_diffusion", snr: float = 0.16, n_corrector: int = 1):
         if predictor not in PREDICTORS:
             raise ConfigError("predictor", f"got {predictor!r}; allowed values are: {', '.join(PREDICTORS)}")
-        if isinstance(n_corrector, bool) or not isinstance(n_corrector, int) or n_corrector < 0:
-            raise ConfigError("n_corrector", f"must be an integer >= 0, got {n_corrector!r}")
+        validation.integer("n_corrector", n_corrector, 0)
         self.predictor = predictor
         self.snr = check_positive("snr", snr)
         self.n_corrector = n_corrector

@@ -6,6 +6,7 @@ the ODE and reproduces :class:`~workbench.solvers.runge_kutta.Euler` bit for bit
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, Union
 
 import torch
@@ -21,10 +22,9 @@ def check_eps(eps: EpsLike) -> EpsLike:
     """Validate ε: a finite number ≥ 0 or a callable ``t -> float``."""
     if callable(eps):
         return eps
-    try:
-        v = float(eps)
-    except (TypeError, ValueError):
-        raise ConfigError("eps", f"must be a number >= 0 or a callable t -> eps(t), got {eps!r}") from None
+    if isinstance(eps, (bool, str)) or not isinstance(eps, numbers.Real):
+        raise ConfigError("eps", f"must be a number >= 0 or a callable t -> eps(t), got {eps!r} ({type(eps).__name__})")
+    v = float(eps)
     if not math.isfinite(v) or v < 0:
         raise ConfigError("eps", f"must be >= 0 and finite, got {eps!r}")
     return v

@@ -20,6 +20,7 @@ from typing import List, Optional
 import torch
 from tqdm.auto import tqdm
 
+from .. import validation
 from ..errors import ConfigError
 
 LOSSES = ("l2", "pseudo_huber")
@@ -55,9 +56,7 @@ class DistillConfig:
 
     def __post_init__(self):
         for name in ("steps", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(name, f"must be an integer >= 1, got {v!r}")
+            validation.integer(name, getattr(self, name), 1)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError("lr", f"must be > 0, got {self.lr!r}")
         if self.loss not in LOSSES:

@@ -61,6 +61,7 @@ def build(spec: Dict[str, Any]) -> Tuple[Predictor, Dataset, TrainConfig]:
     interp = INTERPOLANTS.get(spec["interpolant"], **spec["interpolant_params"])
     arch = spec["architecture"] or ("mlp" if len(ds.shape) == 1 else "unet")
     cfg = TrainConfig.from_dict(spec["train"]).validate()
+    check_eval(spec["eval"])
     torch.manual_seed(cfg.seed)
     net = build_network(arch, shape=list(ds.shape), **spec["architecture_params"])
     return Predictor(net, interp, spec["prediction"], arch), ds, cfg
@@ -100,6 +101,19 @@ def evaluate(predictor: Predictor, dataset: Dataset, n: int = 2000, solver: str 
     return out
 
 
+def check_eval(ev: Dict[str, Any]) -> Dict[str, Any]:
+    """Validate the ``eval`` part of a merged spec (sample count, solver, NFE, seed) before any training."""
+    from .. import validation
+    from ..solvers import SOLVERS, check_nfe
+
+    validation.n_samples(ev["n"], "eval.n", minimum=2)
+    solver = SOLVERS.canonical(ev["solver"])
+    cls = SOLVERS.cls(solver)
+    check_nfe(ev["nfe"], 1 if cls.adaptive else cls.evals_per_step, solver)
+    validation.seed(ev["seed"], "eval.seed")
+    return ev
+
+
 def train_spec(spec: Optional[Dict[str, Any]] = None, resume: bool = False) -> Tuple[Trainer, Dataset, Dict[str, Any]]:
     """Build and train what ``spec`` describes; returns ``(trainer, dataset, merged spec)``."""
     spec = merge_spec(spec)
@@ -127,7 +141,12 @@ def pretrained(spec: Optional[Dict[str, Any]] = None, cache: bool = True) -> Pre
     key = hashlib.sha1(json.dumps(key_spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
     stem = _cache_root() / f"{spec['dataset']}-{spec['interpolant']}-{key}" / "model"
     if cache and io.paths(stem)[0].exists():
-        return io.load(stem)
+        try:
+            return io.load(stem)
+        except ConfigError as exc:  # a corrupt cache entry is rebuilt, never used
+            import warnings
+
+            warnings.warn(f"the cached model is unusable ({exc}); retraining it", RuntimeWarning, stacklevel=2)
     spec["train"] = {**spec["train"], "progress": False, "out_dir": None}
     with torch.random.fork_rng(devices=[]):   # do not disturb the caller's global RNG
         tr, _, _ = train_spec(spec)
@@ -137,4 +156,4 @@ def pretrained(spec: Optional[Dict[str, Any]] = None, cache: bool = True) -> Pre
     return pred
 
 
-__all__ = ["DEFAULT_SPEC", "merge_spec", "build", "generate", "evaluate", "train_spec", "pretrained"]
+__all__ = ["DEFAULT_SPEC", "merge_spec", "check_eval", "build", "generate", "evaluate", "train_spec", "pretrained"]

@@ -22,7 +22,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import torch
 from safetensors.torch import load_file, save_file
 
+from .. import validation
 from ..errors import ConfigError, NonFiniteError
+from ..files import atomic_path, atomic_write_text
 from ..models import io
 from ..models.predictor import Predictor
 from ..utils import resolve_device, resolve_dtype
@@ -86,21 +88,18 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Check every field, raising :class:`ConfigError` naming it."""
         for name in ("steps", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(name, f"must be an integer >= 1, got {v!r}")
+            validation.integer(name, getattr(self, name), 1)
         for name in ("warmup", "log_every", "checkpoint_every"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ConfigError(name, f"must be an integer >= 0, got {v!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError("lr", f"must be > 0, got {self.lr!r}")
-        if not 0.0 <= self.ema_decay < 1.0:
+            validation.integer(name, getattr(self, name), 0)
+        validation.seed(self.seed)
+        validation.number("lr", self.lr, above=0.0)
+        validation.number("ema_decay", self.ema_decay, 0.0)
+        if not self.ema_decay < 1.0:
             raise ConfigError("ema_decay", f"must be in [0, 1), got {self.ema_decay!r}")
-        if self.grad_clip < 0 or self.weight_decay < 0:
-            raise ConfigError("grad_clip", f"grad_clip and weight_decay must be >= 0, got {self.grad_clip}, {self.weight_decay}")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
-            raise ConfigError("threads", f"must be None or an integer >= 1, got {self.threads!r}")
+        validation.number("grad_clip", self.grad_clip, 0.0)
+        validation.number("weight_decay", self.weight_decay, 0.0)
+        if self.threads is not None:
+            validation.integer("threads", self.threads, 1, hint=" (or None)")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError("lr_schedule", f"got {self.lr_schedule!r}; allowed values are: {', '.join(LR_SCHEDULES)}")
         if self.checkpoint_every and not self.out_dir:
@@ -241,6 +240,8 @@ class Trainer:
                     bar.update(1)
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < end:
                     self.save_checkpoint()
+            if cfg.log_every and cnt:  # the last, partial interval (a run shorter than log_every has a loss too)
+                self.history.append((self.step, acc / cnt))
         finally:
             torch.set_num_threads(old_threads)
             if bar is not None:
@@ -281,10 +282,11 @@ class Trainer:
             for k, v in st.items():
                 tensors[f"optim.{idx}.{k}"] = v if isinstance(v, torch.Tensor) else torch.tensor(v)
         tensors["rng"] = self.generator.get_state()
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(out / "trainer_state.safetensors"))
+        with atomic_path(out / "trainer_state.safetensors") as tmp:
+            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
         meta = {"step": self.step, "history": self.history, "param_groups": osd["param_groups"],
                 "config": asdict(self.config), "model": self.predictor.config(), "wall_time_s": self.wall_time}
-        (out / "trainer_state.json").write_text(json.dumps(meta, indent=1))
+        atomic_write_text(out / "trainer_state.json", json.dumps(meta, indent=1))
         return out
 
     def resume(self, out_dir: Optional[str] = None) -> "Trainer":
@@ -297,10 +299,18 @@ class Trainer:
         st_path, meta_path = out / "trainer_state.safetensors", out / "trainer_state.json"
         if not st_path.exists() or not meta_path.exists():
             raise ConfigError("resume", f"no trainer state in {out} (expected trainer_state.safetensors/.json)")
-        meta = json.loads(meta_path.read_text())
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError("resume", f"{meta_path} is not valid JSON ({exc})") from None
+        if not isinstance(meta, dict) or not {"model", "step", "history", "param_groups"} <= set(meta):
+            raise ConfigError("resume", f"{meta_path} is not a trainer state (needs model, step, history, param_groups)")
         if meta["model"] != self.predictor.config():
             raise ConfigError("resume", f"the checkpoint in {out} is for model {meta['model']}, not {self.predictor.config()}")
-        t = load_file(str(st_path))
+        try:
+            t = load_file(str(st_path))
+        except Exception as exc:  # noqa: BLE001 - SafetensorError etc.: a truncated or foreign file
+            raise ConfigError("resume", f"{st_path} is not a readable safetensors file ({type(exc).__name__}: {exc})") from None
         dev = dict(device=self.device)
         self.predictor.network.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
         self.predictor.to(**dev)
