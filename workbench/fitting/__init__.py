@@ -22,7 +22,7 @@ from .selection import Search, keep_if_better
 
 _LAZY = {"Pilot": "pilot", "PilotModel": "pilot", "PilotSizeWarning": "pilot", "fit_grid": "grid",
          "fit_nonstationary": "nonstationary", "NSParameters": "nonstationary", "ns_forward": "nonstationary",
-         "fit_time_shift": "time_shift"}
+         "fit_time_shift": "time_shift", "fit_dc_ratios": "dc_solver", "ratio_regression": "dc_solver"}
 
 __all__ = ["FitResult", "GridFit", "NSFit", "Search", "keep_if_better", *_LAZY]
 
