@@ -34,3 +34,59 @@ def test_bad_port_and_dry_run(capsys):
     args = _args("--dry-run", "--port", "5123")
     assert args.func(args) == 0
     assert "--port 5123" in capsys.readouterr().out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_busy_port_is_refused_before_the_url_is_printed(capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args = _args("--port", str(port))
+        with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}.*--port"):
+            args.func(args)
+    assert "http://" not in capsys.readouterr().out
+
+
+def test_sigterm_to_serve_stops_the_panel_server():
+    """Stopping `workbench serve` stops the `panel serve` child: the port stops accepting connections."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = _free_port()
+    code = f"from workbench.cli import main; raise SystemExit(main(['serve', '--port', '{port}']))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not _listening(port):
+            assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the dashboard never started listening"
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        deadline = time.monotonic() + 15
+        while _listening(port):
+            assert time.monotonic() < deadline, "panel serve is still listening after workbench serve stopped"
+            time.sleep(0.3)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

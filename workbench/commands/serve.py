@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
+import socket
 import subprocess
 import sys
 from typing import List
@@ -73,13 +75,44 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def check_port_free(address: str, port: int) -> None:
+    """Raise a ConfigError naming ``--port`` when ``address:port`` cannot be bound (busy or not allowed), so
+    the URL is never printed for a server that is about to fail."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            raise ConfigError("port", f"cannot listen on {address}:{port} ({exc.strerror or exc}); "
+                                      "choose a free --port") from None
+
+
 def run(args) -> int:
+    """Run ``panel serve`` as a child process; SIGINT/SIGTERM to this process are forwarded to it and its exit
+    is awaited, so stopping ``workbench serve`` never leaves the dashboard listening."""
     cmd = build_command(args)
     if args.dry_run:
         print(" ".join(cmd))
         return 0
+    check_port_free(str(args.address).strip(), args.port)
+    child = subprocess.Popen(cmd)
+
+    def forward(signum, _frame) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     print(f"workbench dashboard on http://{args.address}:{args.port}/app  (Ctrl-C to stop)", flush=True)
     try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return 0
+        rc = child.wait()
+    finally:
+        if child.poll() is None:  # this process is leaving for another reason: take the child with it
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if rc in (0, -signal.SIGINT, -signal.SIGTERM) else rc
