@@ -134,12 +134,14 @@ def loopback_cluster(tmp_path):
     logs = tmp_path / "dask-logs"
     logs.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    sched = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+    sched = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
+                              "--dashboard-address", "127.0.0.1:0"],
                              cwd=str(logs), stdout=open(logs / "scheduler.log", "w"), stderr=subprocess.STDOUT, env=env)
     worker = None
     try:
         worker = subprocess.Popen([dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--host",
-                                   "127.0.0.1", "--no-dashboard", "--local-directory", str(logs)],
+                                   "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                                   "--local-directory", str(logs)],
                                   cwd=str(logs), stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT,
                                   env=env)
         from distributed import Client
