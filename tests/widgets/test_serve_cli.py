@@ -19,6 +19,11 @@ def test_default_binds_loopback():
     assert "127.0.0.1:5006" in cmd and cmd[1:4] == ["-m", "panel", "serve"] and cmd[4].endswith("widgets/app.py")
 
 
+def test_ipv6_loopback_gets_its_bracketed_origin():
+    cmd = build_command(_args("--address", "::1", "--port", "7001"))
+    assert cmd[cmd.index("--address") + 1] == "::1" and "[::1]:7001" in cmd
+
+
 def test_other_interface_needs_origin():
     with pytest.raises(ConfigError, match="allow-websocket-origin"):
         build_command(_args("--address", "0.0.0.0"))

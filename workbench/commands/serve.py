@@ -52,6 +52,8 @@ def build_command(args: argparse.Namespace) -> List[str]:
             )
     else:
         origins = origins + [f"127.0.0.1:{port}", f"localhost:{port}"]
+        if ":" in address:  # an IPv6 loopback: browsers send its bracketed form as the origin
+            origins.append(f"[{address}]:{port}")
     cmd = [sys.executable, "-m", "panel", "serve", app_path(), "--port", str(port), "--address", address]
     for o in dict.fromkeys(origins):
         cmd += ["--allow-websocket-origin", o]
