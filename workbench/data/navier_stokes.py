@@ -199,6 +199,18 @@ class NavierStokes2D:
         half = 0.5 * h * self.lin
         return ((1.0 + half) * w_hat + h * expl) / (1.0 - half)
 
+    def simulate_hat(self, w_hat: torch.Tensor, steps: int) -> torch.Tensor:
+        """``steps`` time steps of a Fourier state (no frames, no CFL check): the inner loop of :meth:`simulate`."""
+        state: Dict[str, Any] = {}
+        for _ in range(int(steps)):
+            w_hat = self.step(w_hat, state)
+        return w_hat
+
+    def set_mask(self, mask: torch.Tensor) -> None:
+        """Replace the dealiasing mask (shape ``(n, n//2 + 1)``, 0/1) and the tensors derived from it."""
+        self.mask = mask.to(device=self.device, dtype=self.dtype)
+        self.forcing_hat = torch.fft.rfft2(self.forcing_grid) * self.mask
+
     def simulate(self, w0: torch.Tensor, steps: int, record_every: int = 1, progress: bool = False,
                  desc: str = "navier-stokes") -> torch.Tensor:
         r"""Integrate ``steps`` steps from grid vorticity ``w0`` ``(B, n, n)``.
