@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, Iterable, List, Optional, Union
 
 import torch
 from torch import nn
@@ -65,15 +65,21 @@ def sample_tau(n: int, generator: torch.Generator, lambda_min: float = -5.0, lam
 def train_loop(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
                n_data: int, iterations: int = 1000, batch_size: int = 32, lr: float = 2e-3,
                weight_decay: float = 1e-5, seed: int = 0, device: Union[str, torch.device] = "cpu",
-               progress: bool = True, desc: str = "train", log_every: int = 50) -> TrainLog:
+               progress: bool = True, desc: str = "train", log_every: int = 50,
+               parameters: Optional[Iterable[nn.Parameter]] = None) -> TrainLog:
     """AdamW with a 5 % linear warm-up and cosine decay over ``iterations`` minibatches; ``loss_fn(indices, generator)`` returns the loss.
+
+    ``parameters``: the parameters to train (default all of ``model``'s; fine-tuning passes a subset).
 
     Raises:
         NonFiniteError: the loss became NaN/Inf (names the iteration).
     """
     if int(iterations) < 1 or int(batch_size) < 1:
         raise ConfigError("iterations", f"iterations and batch_size must be >= 1, got {iterations}, {batch_size}")
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    params = list(model.parameters() if parameters is None else parameters)
+    if not params:
+        raise ConfigError("parameters", "nothing to train: the parameter list is empty")
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     warm = max(1, int(iterations) // 20)
     total = int(iterations)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -94,7 +100,7 @@ def train_loop(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Generato
         loss = loss_fn(idx, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         running += float(loss.detach())
@@ -120,3 +126,33 @@ def one_step_pairs(traj: torch.Tensor, stride: int = 1) -> Dict[str, torch.Tenso
     a = traj[:, :-stride].reshape(-1, *traj.shape[-2:])
     b = traj[:, stride:].reshape(-1, *traj.shape[-2:])
     return {"inputs": a, "targets": b}
+
+
+def history_windows(traj: torch.Tensor, history: int = 1, unroll: int = 1) -> torch.Tensor:
+    r"""All windows of ``history + unroll`` consecutive frames of trajectories ``(B, T, N, N)`` → ``(M, history + unroll, N, N)``.
+
+    A window holds the model's input history (the first ``history`` frames) and the ``unroll`` frames that follow;
+    ``history = unroll = 1`` gives the pairs of :func:`one_step_pairs`.
+    """
+    from .. import validation
+
+    k = validation.integer("history", history, 1, 10_000)
+    u = validation.integer("unroll", unroll, 1, 10_000)
+    if traj.dim() != 4 or traj.shape[1] < k + u:
+        raise ConfigError("traj", f"need (B, T, N, N) with T >= history + unroll = {k + u}, got {tuple(traj.shape)}")
+    w = traj.unfold(1, k + u, 1)  # (B, T - k - u + 1, N, N, k + u)
+    return w.movedim(-1, 2).reshape(-1, k + u, *traj.shape[-2:]).contiguous()
+
+
+def push_forward(step: Callable[[torch.Tensor], torch.Tensor], history: torch.Tensor, steps: int) -> torch.Tensor:
+    r"""The push-forward trick (Brandstetter et al. 2022, "Message Passing Neural PDE Solvers"): ``steps`` model steps
+    from a true history ``(B, K, N, N)`` *without gradient*; returns the history ``(B, K, N, N)`` the last, trained
+    step starts from. The loss of an ``unroll = k`` run is then :math:`\|F_\theta(\mathrm{sg}[F_\theta^{k-1}(u_t)]) -
+    u_{t+k}\|^2` (sg = stop-gradient): the model learns to correct the distribution shift of its own outputs
+    while backpropagating through one step only. ``step`` maps a history to the next frame ``(B, N, N)``.
+    """
+    h = history
+    with torch.no_grad():
+        for _ in range(int(steps)):
+            h = torch.cat([h[:, 1:], step(h)[:, None]], 1)
+    return h.detach()
