@@ -43,3 +43,7 @@ class BudgetExceededError(WorkbenchError):
 
 class ClusterLostError(WorkbenchError):
     """A sweep's Dask cluster lost its scheduler or its last worker and none came back within the timeout."""
+
+
+class NonFiniteWarning(RuntimeWarning):
+    """A NaN/Inf appeared and was recovered from (e.g. an adaptive step rejected and retried smaller)."""

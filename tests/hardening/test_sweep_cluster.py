@@ -63,7 +63,9 @@ class _Cluster:
         self.port = _free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.logs = logs
-        self.env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        repo = str(Path(__file__).resolve().parents[2])  # the workers import this checkout's workbench
+        self.env = {**os.environ, "OMP_NUM_THREADS": "1",
+                    "PYTHONPATH": os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)}
         self.procs: list = []
         self.scheduler = self._start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", str(self.port),
                                                    "--no-dashboard", "--dashboard-address", "127.0.0.1:0"])
