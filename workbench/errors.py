@@ -39,3 +39,11 @@ class NonFiniteError(WorkbenchError, FloatingPointError):
 
 class BudgetExceededError(WorkbenchError):
     """An adaptive solver would need more function evaluations than its budget."""
+
+
+class ClusterLostError(WorkbenchError):
+    """A sweep's Dask cluster lost its scheduler or its last worker and none came back within the timeout."""
+
+
+class NonFiniteWarning(RuntimeWarning):
+    """A NaN/Inf appeared and was recovered from (e.g. an adaptive step rejected and retried smaller)."""

@@ -176,9 +176,7 @@ class Experiment:
         self._device = resolve_device(self.device)
         self._dtype = resolve_dtype(self.dtype)
         for name in ("t_start", "t_end"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ConfigError(name, f"must be a number in [0, 1], got {v!r}")
+            validation.number(name, getattr(self, name), 0.0, 1.0)
         if not 0.0 <= self.t_start < self.t_end <= 1.0:
             raise ConfigError("t_start/t_end", f"need 0 <= t_start < t_end <= 1, got {self.t_start}, {self.t_end}")
         self._solver.check_interpolant(self._interpolant)

@@ -50,3 +50,33 @@ def plot_trajectories(result, path: Optional[str] = None, max_paths: int = 300):
         fig.savefig(path, dpi=110)
         plt.close(fig)
     return fig
+
+
+def log_range(values, decades: float = 8.0) -> "tuple[float, float]":
+    """A log-axis range for curves falling over many decades: ``[max(min v, max v · 10^-decades) / 2, 3 max v]``
+    over the finite positive values (``(1e-8, 1)`` when there are none).
+
+    A spectrum whose tail drops to round-off (1e-16) then keeps its top ``decades`` decades readable instead of
+    squashing them into the upper quarter of the axis.
+    """
+    import numpy as np
+
+    arrays = values if isinstance(values, (list, tuple)) else [values]
+    pos = np.concatenate([np.asarray(torch.as_tensor(v, dtype=torch.float64).cpu()).ravel() for v in arrays]) \
+        if arrays else np.zeros(0)
+    pos = pos[np.isfinite(pos) & (pos > 0)]
+    if pos.size == 0:
+        return 1e-8, 1.0
+    top = float(pos.max())
+    return max(float(pos.min()), top * 10.0 ** -decades) / 2, 3 * top
+
+
+def compare_points(ax, exact, approx, label: str = "solver", exact_label: str = "exact", size: float = 14.0):
+    """Scatter solver end points against the exact ones so that neither hides the other: the solver's points as
+    small filled dots underneath, the exact ones as open black rings on top (a point on its exact image shows as a
+    dot inside its ring; an error as a dot beside it)."""
+    e = torch.as_tensor(exact, dtype=torch.float64).cpu().reshape(len(exact), -1)[:, :2].numpy()
+    a = torch.as_tensor(approx, dtype=torch.float64).cpu().reshape(len(approx), -1)[:, :2].numpy()
+    ax.scatter(a[:, 0], a[:, 1], s=size / 3, color="tab:red", alpha=0.8, lw=0, zorder=2, label=label)
+    ax.scatter(e[:, 0], e[:, 1], s=size, facecolors="none", edgecolors="black", lw=0.5, zorder=3, label=exact_label)
+    return ax

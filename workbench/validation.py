@@ -99,6 +99,14 @@ def n_samples(value: object, name: str = "n_samples", minimum: int = 1) -> int:
     return integer(name, value, minimum, MAX_SAMPLES)
 
 
+def one_of(name: str, value: object, allowed: Iterable[int]) -> int:
+    """``value`` if it is an integer (not a bool) among ``allowed``, else a :class:`ConfigError` listing them."""
+    allowed = list(allowed)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) not in allowed:
+        raise ConfigError(name, f"got {value!r}; allowed values are: {', '.join(map(str, allowed))}")
+    return int(value)
+
+
 def choice(name: str, value: object, allowed: Iterable[str]) -> str:
     """``value`` if it is one of ``allowed`` (exact strings), else a :class:`ConfigError` listing them."""
     allowed = list(allowed)
@@ -130,5 +138,5 @@ def check_memory(name: str, needed: int, what: str) -> None:
                                 f"of memory is available; lower it")
 
 
-__all__ = ["MAX_NFE", "MAX_ADAPTIVE_NFE", "MAX_SEED", "MAX_SAMPLES", "integer", "number", "nfe", "seed", "n_samples", "choice",
+__all__ = ["MAX_NFE", "MAX_ADAPTIVE_NFE", "MAX_SEED", "MAX_SAMPLES", "integer", "number", "nfe", "seed", "n_samples", "one_of", "choice",
            "available_memory", "check_memory"]

@@ -18,9 +18,13 @@ import torch
 
 from workbench import Experiment
 from workbench.cli import main
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, NonFiniteError, NonFiniteWarning
+from workbench.data.toy2d import moons
+from workbench.fitting import Search
+from workbench.fitting.pilot import check_holdout
 from workbench.interpolants import INTERPOLANTS
 from workbench.models.field import Field
+from workbench.schedules import SCHEDULES
 from workbench.solvers import SOLVERS
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -111,6 +115,17 @@ CLI_ROWS = [
     ("sweep-name-unknown", ["sweep", NB02, "-g", "nosuch", "1", "--dry-run"], ["nosuch", "not a parameter"]),
     ("sweep-no-values", ["sweep", NB02, "-g", "seed", "--dry-run"], ["-g", "value"]),
     ("sweep-out-root", ["sweep", NB02, "-g", "seed", "1", "--out-root", NOWHERE], ["--out-root"]),
+    ("sweep-workers-with-scheduler", ["sweep", NB02, "-g", "seed", "1", "--workers", "2", "--scheduler",
+                                      "tcp://127.0.0.1:8786"], ["--workers", "embedded cluster only"]),
+    ("sweep-workers-text", ["sweep", NB02, "-g", "seed", "1", "--workers", "many"], ["--workers", "invalid int"]),
+    ("sweep-worker-timeout-zero", ["sweep", NB02, "-g", "seed", "1", "--worker-timeout", "0"],
+     ["--worker-timeout", "> 0"]),
+    ("sweep-worker-timeout-nan", ["sweep", NB02, "-g", "seed", "1", "--worker-timeout", "nan"],
+     ["--worker-timeout", "finite"]),
+    ("sweep-scheduler-no-port", ["sweep", NB02, "-g", "seed", "1", "--scheduler", "tcp://host"],
+     ["--scheduler", "tcp://host:8786"]),
+    ("sweep-scheduler-unreachable", ["sweep", NB02, "-g", "seed", "1", "--scheduler", "tcp://127.0.0.1:9",
+                                     "--worker-timeout", "1", "--no-progress"], ["scheduler", "cannot reach"]),
 ]
 
 
@@ -139,6 +154,8 @@ def test_cli_refuses_cleanly(argv, words, capsys, tmp_path, monkeypatch):
 # ---- API --------------------------------------------------------------------------------------------------
 LINEAR = INTERPOLANTS.get("linear")
 _F = Field(lambda x, t: -x, LINEAR)
+_NAN_FIELD = Field(lambda x, t: torch.full_like(x, float("nan")), LINEAR)
+_NAN_LATE = Field(lambda x, t: torch.full_like(x, float("nan")) if float(t[0]) > 0.5 else -x, LINEAR)
 G64 = dict(dtype=torch.float64)
 
 API_ROWS = [
@@ -172,6 +189,34 @@ API_ROWS = [
      ConfigError, ["grid", "[0, 1]"]),
     ("grid-text", lambda: SOLVERS.get("euler").sample(_F, torch.randn(4, 2), 4, grid="abc"), ConfigError, ["grid"]),
     ("x-start-nan", lambda: Experiment(x_start=torch.full((4, 2), float("nan"))), ConfigError, ["x_start", "NaN"]),
+    # dopri5 and NaN (defect 7): a persistent NaN raises naming t, never a silent rejected step
+    ("dopri5-nan-from-t0", lambda: SOLVERS.get("dopri5").sample(_NAN_FIELD, torch.randn(4, 2, **G64), 10 ** 6),
+     NonFiniteError, ["dopri5", "NaN/Inf", "t=0"]),
+    ("dopri5-nan-after-half", lambda: SOLVERS.get("dopri5").sample(_NAN_LATE, torch.randn(4, 2, **G64), 10 ** 6),
+     NonFiniteError, ["dopri5", "NaN/Inf", "t=0.5"]),
+    ("dopri5-max-nonfinite-zero", lambda: SOLVERS.get("dopri5", max_nonfinite=0), ConfigError,
+     ["max_nonfinite", "[1, 1000]"]),
+    ("dopri5-max-nonfinite-bool", lambda: SOLVERS.get("dopri5", max_nonfinite=True), ConfigError, ["max_nonfinite"]),
+    # the shared validation layer (defect 7, formerly hand-written checks)
+    ("dpm-order-bool", lambda: SOLVERS.get("dpm_solver_pp", order=True), ConfigError, ["order", "allowed values", "1, 2, 3"]),
+    ("dpm-order-text", lambda: SOLVERS.get("dpm_solver_pp", order="2"), ConfigError, ["order", "'2'"]),
+    ("deis-order-five", lambda: SOLVERS.get("deis", order=5), ConfigError, ["order", "1, 2, 3, 4"]),
+    ("mrs-order-bool", lambda: SOLVERS.get("mrs", order=True), ConfigError, ["order", "1, 2"]),
+    ("explicit-time-text", lambda: SCHEDULES.get("explicit", times=[0.0, "0.5", 1.0]), ConfigError, ["times", "'0.5'"]),
+    ("t-start-text", lambda: Experiment(t_start="0"), ConfigError, ["t_start", "[0, 1]"]),
+    ("t-end-bool", lambda: Experiment(t_end=True), ConfigError, ["t_end"]),
+    ("edm-steps-bool", lambda: INTERPOLANTS.get("edm_ve").karras_sigmas(True), ConfigError, ["steps", ">= 2"]),
+    ("toy2d-n-bool", lambda: moons(True), ConfigError, ["n"]),
+    ("toy2d-n-fraction", lambda: moons(2.5), ConfigError,
+     ["n", "2.5"]),
+    ("holdout-bool", lambda: check_holdout(True), ConfigError,
+     ["holdout"]),
+    ("holdout-big", lambda: check_holdout(0.95), ConfigError,
+     ["holdout", "[0, 0.9)"]),
+    ("search-check-every-bool", lambda: Search(
+        None, 1.0, check_every=True), ConfigError, ["check_every", ">= 1"]),
+    ("search-max-seconds-zero", lambda: Search(
+        None, 1.0, max_seconds=0), ConfigError, ["max_seconds", "> 0"]),
 ]
 
 
@@ -188,6 +233,27 @@ def test_strictly_decreasing_grid_is_an_inversion_not_an_error():
     x = torch.randn(4, 2, **G64)
     res = SOLVERS.get("euler").sample(_F, x, 1, grid=torch.tensor([1.0, 0.0], **G64))
     assert torch.allclose(res.x, x + x * -1.0 * -1.0)  # x + h·(-x) with h = -1
+
+
+def test_dopri5_transient_nan_is_counted_and_reported():
+    """One NaN evaluation inside (0.3, 0.5): that step is rejected and retried smaller, counted in the result and
+    warned about; the result still matches the exact solution x0·e^{-1} of dx/dt = -x."""
+    calls = {"nan": 0}
+
+    def model(x, t):
+        if 0.3 < float(t[0]) < 0.5 and not calls["nan"]:
+            calls["nan"] += 1
+            return torch.full_like(x, float("nan"))
+        return -x
+
+    x = torch.randn(8, 2, **G64)
+    with pytest.warns(NonFiniteWarning, match=r"dopri5: 1 step\(s\) rejected because the model returned NaN"):
+        res = SOLVERS.get("dopri5").sample(Field(model, LINEAR), x, 10_000)
+    assert res.info["rejected_nonfinite"] == 1 and 0.0 < res.info["first_nonfinite_t"] < 0.5
+    assert res.info["rejected"] >= 1
+    assert torch.allclose(res.x, x * np.exp(-1.0), atol=1e-5)
+    clean = SOLVERS.get("dopri5").sample(_F, x, 10_000)  # no NaN: nothing reported
+    assert "rejected_nonfinite" not in clean.info
 
 
 # ---- the model contract (defect 1) --------------------------------------------------------------------------
@@ -332,6 +398,42 @@ def test_corrupt_cache_at_a_given_path_is_refused(kind, tmp_path):
         load_or_generate(_ns_cfg(), str(path), progress=False)
     msg = str(info.value)
     assert str(path) in msg and CACHE_FAULTS[kind] in msg and "\n" not in msg
+
+
+def _write_h5_cache(path: Path, kind: str) -> None:
+    from workbench.data.hdf5 import export_hdf5
+    from workbench.data.navier_stokes import _params_json
+
+    cfg = _ns_cfg()
+    w = np.zeros((1, 2, 8, 8))
+    coords = {"x": np.arange(8.0), "y": np.arange(8.0)}
+    params = json.loads(_params_json(cfg))
+    if kind == "nan":
+        w[0, 1, 2, 3] = np.nan
+    if kind == "wrong-shape":
+        export_hdf5(str(path), np.zeros((1, 2, 4, 4)), np.arange(2.0), {"x": np.arange(4.0), "y": np.arange(4.0)},
+                    params)
+    elif kind in ("truncated", "empty"):
+        export_hdf5(str(path), w, np.arange(2.0), coords, params)
+        path.write_bytes(path.read_bytes()[:200] if kind == "truncated" else b"")
+    else:
+        export_hdf5(str(path), w, np.arange(2.0), coords, params)
+
+
+H5_FAULTS = {"nan": "NaN", "wrong-shape": "shape", "truncated": "cannot be read", "empty": "cannot be read"}
+
+
+@pytest.mark.parametrize("kind", list(H5_FAULTS))
+def test_corrupt_h5_cache_at_a_given_path_is_refused(kind, tmp_path):
+    pytest.importorskip("h5py", reason="the .h5 cache back end needs h5py (the pde extra)")
+    from workbench.data.navier_stokes import load_or_generate
+
+    path = tmp_path / "traj.h5"
+    _write_h5_cache(path, kind)
+    with pytest.raises(ConfigError) as info:
+        load_or_generate(_ns_cfg(), str(path), progress=False)
+    msg = str(info.value)
+    assert str(path) in msg and H5_FAULTS[kind] in msg and "\n" not in msg
 
 
 @pytest.mark.parametrize("kind", ["nan", "truncated"])

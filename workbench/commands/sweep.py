@@ -26,7 +26,11 @@ def register(sub) -> None:
     p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"), default=[],
                    help="a parameter fixed for every run")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (tcp://host:port)")
-    p.add_argument("--workers", type=int, default=None, help="processes of the embedded cluster (default: cores)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes of the embedded cluster, 1 to 4096 (default: cores); not with --scheduler")
+    p.add_argument("--worker-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="how long to wait for a scheduler, a first worker, or a worker to rejoin after the last "
+                        "one was lost, before stopping with a message (default 60)")
     p.add_argument("--out-root", default="reports", help="folder for the sweep folder (default reports)")
     p.add_argument("--no-html", action="store_true", help="skip the HTML export of each run")
     p.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
@@ -45,7 +49,12 @@ def run(args) -> int:
     from ..reporting.semantics import check_metric, check_scheduler_address
 
     if args.workers is not None:
-        validation.integer("--workers", args.workers, 1, 4096)
+        validation.integer("--workers", args.workers, 1, 4096,
+                           hint=" (processes of the embedded cluster; omit it for one per core)")
+        if args.scheduler is not None:
+            raise ConfigError("--workers", "sizes the embedded cluster only; with --scheduler the cluster's own "
+                                           "workers run the sweep (start more with `dask worker ADDRESS`)")
+    validation.number("--worker-timeout", args.worker_timeout, above=0.0, maximum=86400.0)
     if args.timeout is not None:
         validation.number("--timeout", args.timeout, above=0.0)
     if args.scheduler is not None:
@@ -84,7 +93,8 @@ def run(args) -> int:
             print(f"run {i}: {validate_parameters(schema, ps)}")
         return 0
     res = run_sweep(notebook, sets, out_root=args.out_root, scheduler=args.scheduler, n_workers=args.workers,
-                    html=not args.no_html, timeout=args.timeout, progress=not args.no_progress, metric=args.metric)
+                    html=not args.no_html, timeout=args.timeout, progress=not args.no_progress, metric=args.metric,
+                    worker_timeout=args.worker_timeout, connect_timeout=min(30.0, args.worker_timeout))
     print(format_summary(res.table()))
     print(f"\n{len(res.runs) - len(res.failed)}/{len(res.runs)} runs ok in {res.seconds:.1f} s on "
           f"{res.info['scheduler']} ({res.info['workers']} workers) → {res.out_dir}")

@@ -380,13 +380,21 @@ def _read_cache(path: str, cfg: NSDataConfig, want: Dict[str, Any]) -> Dict[str,
         shown = ", ".join(f"{k} (file {have.get(k)!r}, requested {want.get(k)!r})" for k in diff)
         raise ConfigError("cache", f"{path} was generated with different parameters: {shown}; "
                           "delete it or choose another path")
+    _check_arrays(w, times, cfg)
+    return {"vorticity": torch.from_numpy(w), "times": torch.from_numpy(times)}
+
+
+def _check_arrays(w: Any, times: Any, cfg: NSDataConfig) -> None:
+    """CorruptCacheError unless ``w`` is ``(n_traj, frames, n, n)``, ``times`` ``(frames,)``, both finite
+    (numpy arrays or tensors; the one check of both back ends)."""
+    w, times = np.asarray(w), np.asarray(times)
     shape = (cfg.n_traj, cfg.frames, cfg.n, cfg.n)
     if tuple(w.shape) != shape or tuple(times.shape) != (cfg.frames,):
         raise CorruptCacheError(f"holds vorticity of shape {tuple(w.shape)} and times of shape {tuple(times.shape)}; "
                                 f"its parameters describe {shape} and ({cfg.frames},)")
     if not (np.isfinite(w).all() and np.isfinite(times).all()):
-        raise CorruptCacheError("holds NaN or Inf values")
-    return {"vorticity": torch.from_numpy(w), "times": torch.from_numpy(times)}
+        bad = int((~np.isfinite(w)).sum()) + int((~np.isfinite(times)).sum())
+        raise CorruptCacheError(f"holds {bad} NaN or Inf value(s)")
 
 
 def load_or_generate(cfg: NSDataConfig, path: Optional[str] = None, device: Union[str, torch.device] = "cpu",
@@ -420,7 +428,11 @@ def load_or_generate(cfg: NSDataConfig, path: Optional[str] = None, device: Unio
                     shown = ", ".join(f"{k} (file {have.get(k)!r}, requested {want.get(k)!r})" for k in diff)
                     raise ConfigError("cache", f"{path} was generated with different parameters: {shown}; "
                                       "delete it or choose another path")
-                return {"vorticity": z["fields"].transpose(-1, -2).contiguous(), "times": z["times"]}
+                if "times" not in z:
+                    raise CorruptCacheError("lacks the time coordinate")
+                w = z["fields"].transpose(-1, -2).contiguous()
+                _check_arrays(w.numpy(), z["times"].numpy(), cfg)
+                return {"vorticity": w, "times": z["times"]}
             return _read_cache(path, cfg, want)
         except CorruptCacheError as exc:
             if not default:
@@ -434,7 +446,7 @@ def load_or_generate(cfg: NSDataConfig, path: Optional[str] = None, device: Unio
         from .hdf5 import export_hdf5
 
         coord = np.arange(cfg.n) * (2 * math.pi / cfg.n)
-        export_hdf5(path, out["vorticity"].transpose(-1, -2), out["times"], {"x": coord, "y": coord}, want)
+        export_hdf5(path, out["vorticity"].transpose(-1, -2), out["times"], {"x": coord, "y": coord}, want)  # atomic
         return out
     tmp = path + ".tmp.npz"
     np.savez_compressed(tmp, vorticity=out["vorticity"].numpy(), times=out["times"].numpy(),

@@ -10,15 +10,14 @@ from typing import Optional
 
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 from ..models.gmm import GaussianMixture
 from .gmm import gmm2d_ring
 
 
 def _check_n(n: int) -> int:
-    if isinstance(n, bool) or int(n) != n or int(n) < 1:
-        raise ConfigError("n", f"must be a positive integer, got {n!r}")
-    return int(n)
+    return validation.integer("n", n, 1, integral_floats=True)
 
 
 def _u(n: int, g: Optional[torch.Generator]) -> torch.Tensor:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from typing import Dict, Optional, Tuple
 
@@ -98,12 +99,16 @@ class VorticityProblem(Problem):
         if os.path.exists(path):
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
-                gen.load_state_dict(state["model"])
+                bad = [k for k, v in state["model"].items() if torch.is_tensor(v) and not torch.isfinite(v).all()]
+                if bad or not (math.isfinite(float(state["std"])) and float(state["std"]) > 0):
+                    raise ValueError(f"non-finite weights {bad[:3]} or std {state['std']!r}")
+                gen.load_state_dict(state["model"])  # shapes checked here (a wrong shape raises)
                 gen.norm.std = float(state["std"])
             except Exception as exc:  # noqa: BLE001 - a corrupt cache entry is rebuilt, never used
                 import warnings
 
-                warnings.warn(f"the cached generator {path} is unusable ({type(exc).__name__}); retraining it",
+                warnings.warn(f"the cached generator {path} is unusable ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); retraining it",
                               RuntimeWarning, stacklevel=2)
                 gen, state = VorticityGenerator(**self.fno), None
         if state is None:

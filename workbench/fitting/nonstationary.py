@@ -32,6 +32,7 @@ from typing import Any, List, Optional, Tuple, Union
 
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 from ..models.field import Field
 from ..solvers.base import SOLVERS, Solver
@@ -143,9 +144,7 @@ def _start(field: Field, nfe: int, init, schedule, t_start, t_end, grid, kind) -
 
 
 def _count(name: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ConfigError(name, f"must be an integer >= 0, got {v!r}")
-    return v
+    return validation.integer(name, v, 0)
 
 
 def fit_nonstationary(field: Field, x_pilot: Optional[torch.Tensor], nfe: int,
@@ -184,8 +183,7 @@ def fit_nonstationary(field: Field, x_pilot: Optional[torch.Tensor], nfe: int,
     if not isinstance(field, Field):
         raise ConfigError("field", f"must be a Field, got {type(field).__name__}")
     adam_steps, lbfgs_steps = _count("adam_steps", adam_steps), _count("lbfgs_steps", lbfgs_steps)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):
-        raise ConfigError("lr", f"must be a positive number, got {lr!r}")
+    lr = validation.number("lr", lr, above=0.0)
     if pilot is None:
         check_pilot(x_pilot)
         if select == "holdout" and not check_holdout(holdout):

@@ -12,6 +12,7 @@ from typing import Optional, Tuple
 
 import torch
 
+from .. import validation
 from ..errors import ConfigError, WorkbenchError
 from ..models.field import DATA_SCORE, Field
 
@@ -33,9 +34,10 @@ def check_pilot(x_pilot: object) -> None:
 
 def check_holdout(holdout: object) -> float:
     """Raise :class:`ConfigError` unless ``holdout`` is a fraction in [0, 0.9)."""
-    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0.0 <= holdout < 0.9:
+    v = validation.number("holdout", holdout, 0.0, hint=" (a fraction in [0, 0.9))")
+    if not v < 0.9:
         raise ConfigError("holdout", f"must be a fraction in [0, 0.9), got {holdout!r}")
-    return float(holdout)
+    return v
 
 
 def mean_l2(out: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:

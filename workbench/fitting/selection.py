@@ -9,6 +9,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 
 
@@ -61,13 +62,11 @@ class Search:
                  progress: bool = False, desc: str = "fit"):
         if select not in ("fit", "holdout"):
             raise ConfigError("select", f"must be 'fit' or 'holdout', got {select!r}")
-        if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
-            raise ConfigError("check_every", f"must be an integer >= 1, got {check_every!r}")
-        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
-            raise ConfigError("patience", f"must be an integer >= 1 or None, got {patience!r}")
-        if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
-                                        or not max_seconds > 0):
-            raise ConfigError("max_seconds", f"must be a positive number or None, got {max_seconds!r}")
+        validation.integer("check_every", check_every, 1)
+        if patience is not None:
+            validation.integer("patience", patience, 1, hint=" or None")
+        if max_seconds is not None:
+            validation.number("max_seconds", max_seconds, above=0.0, hint=" or None")
         if select == "holdout" and held is None:
             raise ConfigError("select", "'holdout' needs a held-out part: set holdout > 0")
         self.held, self.select, self.check_every, self.patience = held, select, check_every, patience

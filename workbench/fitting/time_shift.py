@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 from ..models.field import Field
 from .pilot import Pilot
@@ -32,8 +33,7 @@ def fit_time_shift(field: Field, x_pilot: Optional[torch.Tensor], nfe: int, base
     if (not isinstance(bounds, (list, tuple)) or len(bounds) != 2
             or not all(isinstance(b, (int, float)) and math.isfinite(b) for b in bounds) or not bounds[0] < bounds[1]):
         raise ConfigError("bounds", f"must be two finite numbers lo < hi, got {bounds!r}")
-    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 0:
-        raise ConfigError("iters", f"must be an integer >= 0, got {iters!r}")
+    iters = validation.integer("iters", iters, 0)
     tic = time.perf_counter()
     if pilot is None:
         pilot = Pilot.build(field, x_pilot, t_start, t_end, reference, holdout)

@@ -16,6 +16,7 @@ from typing import Tuple
 
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 from .base import Coefficients, Interpolant, check_positive
 from .registry import register
@@ -50,8 +51,7 @@ class EDMVE(Interpolant):
     def karras_sigmas(self, steps: int) -> torch.Tensor:
         r"""EDM's grid (Eq. 5): :math:`\sigma_i = (\sigma_{max}^{1/\rho} + \tfrac{i}{N-1}(\sigma_{min}^{1/\rho} -
         \sigma_{max}^{1/\rho}))^\rho`, i < N, and :math:`\sigma_N = 0` (float64, ``steps + 1`` values)."""
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-            raise ConfigError("steps", f"EDM's σ-grid needs an integer >= 2 steps, got {steps!r}")
+        steps = validation.integer("steps", steps, 2, hint=" (EDM's σ-grid)")
         i = torch.arange(steps, dtype=torch.float64)
         r = 1.0 / self.rho
         s = (self.sigma_max ** r + i / (steps - 1) * (self.sigma_min ** r - self.sigma_max ** r)) ** self.rho

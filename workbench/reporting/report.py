@@ -24,6 +24,7 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Union
 
 from ..files import atomic_write_text
 from .params import notebook_parameters, validate_parameters
+from .html import git_commit, notebook_sha256
 from .record import read_results
 
 #: Distributions whose versions every report records.
@@ -93,15 +94,13 @@ def timestamped_dir(root: Union[str, Path], stem: str) -> Path:
     raise RuntimeError(f"cannot create a fresh folder under {root}")  # pragma: no cover
 
 
-def export_html(executed: Union[str, Path], html_path: Union[str, Path]) -> str:
-    """Export an executed notebook to a standalone HTML file with nbconvert."""
-    import nbformat
-    from nbconvert import HTMLExporter
+def export_html(executed: Union[str, Path], html_path: Union[str, Path],
+                record: Optional[Mapping[str, Any]] = None) -> str:
+    """Export an executed notebook to one HTML file readable offline (maths as MathML, no network script) with,
+    when ``record`` (a ``run.json`` dict) is given, a status/provenance header; see :mod:`.html`."""
+    from .html import export_offline_html
 
-    nb = nbformat.read(str(executed), as_version=4)
-    body, _ = HTMLExporter().from_notebook_node(nb)
-    Path(html_path).write_text(body, encoding="utf-8")
-    return str(html_path)
+    return export_offline_html(executed, html_path, record)["html"]
 
 
 def _notebook_kernel(path: Path) -> str:
@@ -237,7 +236,7 @@ def run_report(notebook: Union[str, Path], parameters: Optional[Mapping[str, Any
     record: Dict[str, Any] = {
         "notebook": str(nb_path), "parameters": params, "effective_parameters": effective,
         "started": _dt.datetime.now().isoformat(timespec="seconds"), "versions": package_versions(),
-        "host": platform.node(),
+        "host": platform.node(), "notebook_sha256": notebook_sha256(nb_path), "git": git_commit(),
     }
     record["status"] = "running"
     atomic_write_text(folder / "run.json", json.dumps(record, indent=2, default=str))
@@ -275,9 +274,10 @@ def run_report(notebook: Union[str, Path], parameters: Optional[Mapping[str, Any
     seconds = time.perf_counter() - t0
     results = read_results(executed) if executed.exists() else {}
     html_path = None
+    record.update({"status": "ok" if error is None else "failed", "error": error, "seconds": round(seconds, 3)})
     if html and executed.exists():
         try:
-            html_path = export_html(executed, folder / f"{nb_path.stem}.html")
+            html_path = export_html(executed, folder / f"{nb_path.stem}.html", record)
         except Exception as exc:  # noqa: BLE001 - keep the run even if the export fails
             record["html_error"] = f"{type(exc).__name__}: {exc}"
     result = ReportResult(status="ok" if error is None else "failed", out_dir=str(folder), notebook=str(executed),

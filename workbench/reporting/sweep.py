@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ..errors import ConfigError
+from ..errors import ClusterLostError, ConfigError
 from .params import notebook_parameters, validate_parameters
 from ..files import atomic_write_text
 from .report import ReportInterrupted, _signals_as_interrupts, package_versions, run_report, timestamped_dir
@@ -121,9 +121,37 @@ def expand_grid(grid: Mapping[str, Sequence[Any]], fixed: Optional[Mapping[str, 
 
 
 # ---- running ------------------------------------------------------------------------------------------------
+def _finished_record(out_dir: str, params: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """The result of a run already finished in ``out_dir`` with these parameters (from its ``run.json``), or None.
+
+    A run is finished when its ``run.json`` says ``"ok"`` or ``"failed"`` (not ``"running"``/``"interrupted"``).
+    """
+    path = Path(out_dir) / "run.json"
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict) or rec.get("status") not in ("ok", "failed"):
+        return None
+    if json.dumps(rec.get("parameters"), sort_keys=True, default=str) != json.dumps(dict(params), sort_keys=True,
+                                                                                   default=str):
+        return None
+    return {"status": rec["status"], "out_dir": str(out_dir), "notebook": rec.get("executed_notebook"),
+            "html": rec.get("html"), "parameters": rec.get("parameters", {}),
+            "effective": rec.get("effective_parameters", {}), "results": rec.get("results", {}),
+            "error": rec.get("error"), "seconds": rec.get("seconds"), "reused": True}
+
+
 def _sweep_job(notebook: str, params: Dict[str, Any], out_dir: str, html: bool, timeout: Optional[float],
                threads: Optional[int]) -> Dict[str, Any]:
-    """One run (executed on a Dask worker): never raises, returns a JSON-able dict."""
+    """One run (executed on a Dask worker): never raises, returns a JSON-able dict.
+
+    A point already finished in ``out_dir`` (a task the scheduler resubmits after a worker was lost and rejoined)
+    is returned from its ``run.json``: it is never run twice and its folder is never rewritten.
+    """
+    done = _finished_record(out_dir, params)
+    if done is not None:
+        return done
     env = {k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")} if threads else None
     t0 = time.perf_counter()
     try:
@@ -133,6 +161,11 @@ def _sweep_job(notebook: str, params: Dict[str, Any], out_dir: str, html: bool, 
         return {"status": "failed", "out_dir": out_dir, "notebook": None, "html": None, "parameters": params,
                 "effective": {}, "results": {}, "error": f"{type(exc).__name__}: {exc}",
                 "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _n_workers(client: Any) -> int:
+    """Workers the scheduler knows now (an RPC; raises OSError when the scheduler is gone)."""
+    return len(client.nthreads())
 
 
 def _short(value: Any) -> str:
@@ -152,7 +185,8 @@ def _run_dirname(i: int, params: Mapping[str, Any], varying: Sequence[str]) -> s
 def run_sweep(notebook: Union[str, Path], param_sets: Sequence[Mapping[str, Any]], *,
               out_root: Union[str, Path] = "reports", scheduler: Optional[str] = None,
               n_workers: Optional[int] = None, html: bool = True, timeout: Optional[float] = None,
-              progress: bool = True, connect_timeout: float = 30.0, metric: Optional[str] = None) -> SweepResult:
+              progress: bool = True, connect_timeout: float = 30.0, metric: Optional[str] = None,
+              worker_timeout: float = 60.0, poll: float = 0.25) -> SweepResult:
     """Run ``notebook`` once per parameter set on Dask and collect the recorded scalars.
 
     Args:
@@ -166,7 +200,11 @@ def run_sweep(notebook: Union[str, Path], param_sets: Sequence[Mapping[str, Any]
         html: export each executed notebook to HTML.
         timeout: per-cell timeout in seconds.
         progress: show a progress bar over the completed runs.
-        connect_timeout: seconds to wait for a remote scheduler.
+        connect_timeout: seconds to wait for a remote scheduler (and for its first worker).
+        worker_timeout: seconds the sweep waits while the cluster has no worker at all (its last worker was lost)
+            before it stops with a :class:`~workbench.errors.ClusterLostError`; finished runs are summarised,
+            unfinished ones marked ``"lost"``. A worker that rejoins in time picks up the unfinished runs only.
+        poll: seconds between checks of the futures and the worker count.
         metric: the recorded scalar to plot (default: every numeric one, at most four panels).
 
     Returns:
@@ -174,6 +212,7 @@ def run_sweep(notebook: Union[str, Path], param_sets: Sequence[Mapping[str, Any]
 
     Raises:
         ConfigError: a parameter set does not match the notebook's parameters (nothing ran).
+        ClusterLostError: the scheduler went away, or no worker was left for ``worker_timeout`` seconds.
     """
     nb_path = Path(notebook).resolve()
     schema = notebook_parameters(nb_path)
@@ -222,36 +261,91 @@ def run_sweep(notebook: Union[str, Path], param_sets: Sequence[Mapping[str, Any]
     atomic_write_text(sweep_dir / "summary.json", json.dumps({"info": info, "varying": varying, "rows": [],
                                                               "runs": []}, indent=2, default=str))
     interrupted: Optional[ReportInterrupted] = None
+    lost: Optional[str] = None
+    where = scheduler or "the embedded LocalCluster"
+
+    def failed_out(i: int, error: str, status: str = "failed") -> Dict[str, Any]:
+        return {"status": status, "out_dir": run_dirs[i], "notebook": None, "html": None, "parameters": checked[i],
+                "effective": {}, "results": {}, "error": error, "seconds": None}
+
+    def progress_summary() -> None:  # completed points recorded as they finish
+        done_now = [r for r in runs if r is not None]
+        atomic_write_text(sweep_dir / "summary.json", json.dumps(
+            {"info": info, "varying": varying, "rows": summary_rows(done_now, varying), "runs": done_now},
+            indent=2, default=str))
+
     try:
         with _signals_as_interrupts():
-            futures = {client.submit(_sweep_job, str(nb_path), ps, rd, html, timeout, threads, pure=False): i
+            # priority -i: runs start in grid order, also when a lost worker's run is rescheduled
+            pending = {client.submit(_sweep_job, str(nb_path), ps, rd, html, timeout, threads, pure=False,
+                                     priority=-i): i
                        for i, (ps, rd) in enumerate(zip(checked, run_dirs))}
-            bar = tqdm(total=len(futures), desc=f"sweep {nb_path.stem}", unit="run", disable=not progress)
+            bar = tqdm(total=len(pending), desc=f"sweep {nb_path.stem}", unit="run", disable=not progress)
             n_failed = 0
-            for fut in as_completed(list(futures)):
-                i = futures[fut]
+            no_worker_since: Optional[float] = None
+            while pending:
+                finished = [f for f in pending if f.done()]
+                for fut in finished:
+                    i = pending.pop(fut)
+                    try:
+                        out = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - a worker killed 3 times etc.: record and go on
+                        out = failed_out(i, f"{type(exc).__name__}: {exc}")
+                    fut.release()  # the scheduler forgets it: a rejoining worker never recomputes a finished run
+                    out["run"] = i
+                    runs[i] = out
+                    n_failed += out["status"] != "ok"
+                    bar.set_postfix(failed=n_failed)
+                    bar.update(1)
+                if finished:
+                    progress_summary()
+                if not pending:
+                    break
                 try:
-                    out = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a lost worker etc.: record and go on
-                    out = {"status": "failed", "out_dir": run_dirs[i], "notebook": None, "html": None,
-                           "parameters": checked[i], "effective": {}, "results": {},
-                           "error": f"{type(exc).__name__}: {exc}", "seconds": None}
-                out["run"] = i
-                runs[i] = out
-                n_failed += out["status"] != "ok"
-                bar.set_postfix(failed=n_failed)
-                bar.update(1)
+                    n_now = _n_workers(client)
+                except Exception as exc:  # noqa: BLE001 - the scheduler itself is gone
+                    lost = (f"lost the connection to the Dask scheduler at {where} ({type(exc).__name__}); "
+                            f"restart it and its workers, then run the sweep again")
+                    break
+                now = time.monotonic()
+                if n_now:
+                    no_worker_since = None
+                elif no_worker_since is None:
+                    no_worker_since = now
+                    bar.write(f"sweep: the cluster at {where} has no worker; waiting up to {worker_timeout:g} s "
+                              f"for one to (re)join")
+                elif now - no_worker_since >= worker_timeout:
+                    lost = (f"the Dask cluster at {where} has had no worker for {worker_timeout:g} s (its last "
+                            f"worker was lost); start one with `dask worker {scheduler or 'ADDRESS'}` and run the "
+                            f"sweep again (or raise --worker-timeout)")
+                    break
+                time.sleep(poll)
             bar.close()
+            if lost is not None:
+                try:
+                    client.cancel(list(pending))
+                except Exception:  # noqa: BLE001 - the scheduler may be gone
+                    pass
+                for fut, i in pending.items():
+                    runs[i] = {**failed_out(i, f"not finished: {lost.split(';')[0]}", status="lost"), "run": i}
     except KeyboardInterrupt as exc:  # SIGINT / SIGTERM: the finished runs are summarised, then we stop
         interrupted = exc if isinstance(exc, ReportInterrupted) else ReportInterrupted("SIGINT")
     finally:
-        client.close()
+        try:
+            client.close(timeout=5)
+        except Exception:  # noqa: BLE001 - a lost scheduler cannot be closed politely
+            pass
         if cluster is not None:
             cluster.close()
     done = [r for r in runs if r is not None]
     seconds = round(time.perf_counter() - t0, 3)
     info["seconds"] = seconds
-    info["status"] = "interrupted" if interrupted else ("failed" if any(r["status"] != "ok" for r in done) else "ok")
+    info["status"] = "interrupted" if interrupted else "lost" if lost else (
+        "failed" if any(r["status"] != "ok" for r in done) else "ok")
+    n_finished = sum(r["status"] in ("ok", "failed") for r in done)
+    if lost:
+        info["error"] = lost
+        info["runs_finished"] = f"{n_finished}/{len(checked)}"
     if interrupted:
         info["interrupted_by"] = interrupted.signal_name
         info["runs_finished"] = f"{len(done)}/{len(checked)}"
@@ -261,6 +355,8 @@ def run_sweep(notebook: Union[str, Path], param_sets: Sequence[Mapping[str, Any]
     if interrupted:
         raise ReportInterrupted(interrupted.signal_name, f"interrupted by {interrupted.signal_name} after "
                                 f"{len(done)}/{len(checked)} runs; summary of the finished ones in {sweep_dir}")
+    if lost:
+        raise ClusterLostError(f"{lost}; {n_finished}/{len(checked)} runs finished, summary in {sweep_dir}")
     return result
 
 

@@ -10,6 +10,7 @@ from typing import List, Sequence
 
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 from .base import Schedule, register
 
@@ -22,9 +23,7 @@ def check_times(times: object, field: str = "times") -> List[float]:
         raise ConfigError(field, f"must be a list of increasing times in [0, 1], got {times!r}")
     out: List[float] = []
     for v in times:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-            raise ConfigError(field, f"must hold finite numbers, got {v!r}")
-        out.append(float(v))
+        out.append(validation.number(field, v, hint=" (every time)"))
     if len(out) < 2:
         raise ConfigError(field, f"needs at least two points (one step), got {len(out)}")
     if not (0.0 <= out[0] and out[-1] <= 1.0):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 import torch
 
 from ..config import Config
-from ..errors import ConfigError, NonFiniteError
+from ..errors import ConfigError, NonFiniteError, NonFiniteWarning
 from ..interpolants.base import Interpolant
 from ..models.field import Field, Prediction, RunField
 from ..registry import Registry
@@ -43,6 +43,7 @@ class Step:
         prediction: the model evaluation at the step's start (lazy ``.data``/``.velocity``/...), if any.
         accepted: False for a rejected adaptive step (``x`` is then unchanged).
         order: the order of the update used at this step.
+        nonfinite: True for an adaptive step rejected because the model returned NaN/Inf inside it.
     """
 
     index: int
@@ -53,6 +54,7 @@ class Step:
     prediction: Optional[Prediction] = None
     accepted: bool = True
     order: int = 1
+    nonfinite: bool = False
 
 
 @dataclass
@@ -258,6 +260,7 @@ class SamplingRun:
         step_sums: List[torch.Tensor] = []
         orders: List[int] = []
         rejected = 0
+        nonfinite: List[float] = []  # times of steps rejected because the model returned NaN/Inf
         it: Iterator[Step] = solver.iterate(field, self.x0, self.grid, self.generator)
         bar = None
         if self.progress:
@@ -271,6 +274,8 @@ class SamplingRun:
                     return
                 if not step.accepted:
                     rejected += 1
+                    if step.nonfinite:
+                        nonfinite.append(step.t)
                     yield step
                     continue
                 last = step.x
@@ -299,8 +304,16 @@ class SamplingRun:
         self.result = SampleResult(
             x=last, times=torch.tensor(times, dtype=torch.float64), nfe=field.nfe, nfe_budget=self.nfe_budget,
             steps=len(orders), trajectory=torch.stack(traj) if self.return_trajectory else None, orders=orders,
-            info={"accepted": len(orders), "rejected": rejected}, wall_time=time.perf_counter() - start,
+            info={"accepted": len(orders), "rejected": rejected, **({"rejected_nonfinite": len(nonfinite),
+                  "first_nonfinite_t": nonfinite[0]} if nonfinite else {})}, wall_time=time.perf_counter() - start,
         )
+        if nonfinite:
+            import warnings
+
+            warnings.warn(f"{solver.name}: {len(nonfinite)} step(s) rejected because the model returned NaN/Inf "
+                          f"inside them (first at t={nonfinite[0]:.6g}); smaller steps avoided it and the result is "
+                          f"finite, but check the model there (result.info['rejected_nonfinite'])",
+                          NonFiniteWarning, stacklevel=3)
 
 
 class FixedStepSolver(Solver):

@@ -11,7 +11,8 @@ import math
 
 import torch
 
-from ..errors import ConfigError
+from .. import validation
+from ..errors import ConfigError, NonFiniteError
 from ..interpolants.base import check_positive
 from .base import Solver, Step, register
 
@@ -42,16 +43,22 @@ class Dopri5(Solver):
     Args:
         rtol, atol: relative and absolute tolerances (> 0).
         first_step: initial step size (``None``: Hairer's heuristic, one extra NFE).
+        max_nonfinite: consecutive attempts of one step whose model outputs hold NaN/Inf before the run raises
+            :class:`~workbench.errors.NonFiniteError` (each retry shrinks the step by 5x). Fewer are a transient:
+            those steps are rejected, counted in ``result.info["rejected_nonfinite"]`` (and the first ``t`` in
+            ``first_nonfinite_t``) and reported by a :class:`~workbench.errors.NonFiniteWarning`, never swallowed.
     """
 
     order = 5
     evals_per_step = 6
     adaptive = True
 
-    def __init__(self, rtol: float = 1e-6, atol: float = 1e-6, first_step: float | None = None):
+    def __init__(self, rtol: float = 1e-6, atol: float = 1e-6, first_step: float | None = None,
+                 max_nonfinite: int = 8):
         self.rtol = check_positive("rtol", rtol)
         self.atol = check_positive("atol", atol)
         self.first_step = None if first_step is None else check_positive("first_step", first_step)
+        self.max_nonfinite = validation.integer("max_nonfinite", max_nonfinite, 1, 1000)
 
     def steps_for_nfe(self, nfe: int) -> int:
         raise ConfigError("solver", "dopri5 chooses its own steps; nfe is its maximum number of evaluations")
@@ -71,7 +78,7 @@ class Dopri5(Solver):
         pred = field.predict(x, t0)
         f = pred.velocity
         h = self.first_step if self.first_step is not None else self._initial_step(field, x, t0, t1, f)
-        t, i = t0, 0
+        t, i, nan_streak, nan_total = t0, 0, 0, 0
         while t < t1:
             if t + h >= t1 or (t1 - (t + h)) < 1e-12 * max(1.0, abs(t1)):
                 h = t1 - t
@@ -90,8 +97,18 @@ class Dopri5(Solver):
             err_vec = h * sum(e * k for e, k in zip(DP_E, ks) if e != 0.0)
             scale = self.atol + self.rtol * torch.maximum(x.abs(), x5.abs())
             err = _rms(err_vec / scale)
-            if not math.isfinite(err):
+            bad = not math.isfinite(err)  # a NaN/Inf from the model (or an overflow) inside this step
+            if bad:
                 err = math.inf
+                nan_streak += 1
+                nan_total += 1
+                if nan_streak >= self.max_nonfinite:
+                    raise NonFiniteError(
+                        f"dopri5: the model returned NaN/Inf in {nan_streak} consecutive attempts at the step from "
+                        f"t={t:.6g} (step size shrunk to {h:.3g}); the field is non-finite there: check the model's "
+                        f"weights and inputs at that t")
+            else:
+                nan_streak = 0
             t_next = t + h
             if err <= 1.0:
                 x, f, pred_at = x5, ks[-1], pred
@@ -100,8 +117,13 @@ class Dopri5(Solver):
                 yield Step(i, t_prev, t, x, field.nfe, pred_at, True, 5)
                 i += 1
             else:
-                yield Step(i, t, t_next, x, field.nfe, None, False, 5)
+                yield Step(i, t, t_next, x, field.nfe, None, False, 5, nonfinite=bad)
                 if h < 1e-14:
+                    if nan_total:
+                        raise NonFiniteError(
+                            f"dopri5: step size underflow at t={t:.6g} after {nan_total} attempt(s) where the model "
+                            f"returned NaN/Inf; the field is non-finite just past t={t:.6g}: check the model's "
+                            f"weights and inputs there")
                     raise ConfigError("solver", f"dopri5 step size underflow at t={t:.6g}; the field may be non-finite")
             factor = 10.0 if err == 0.0 else min(10.0, max(0.2, 0.9 * err ** -0.2))
             h = h * factor

@@ -32,6 +32,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 from ..interpolants.base import Interpolant
 from ..models.field import Prediction
@@ -56,9 +57,7 @@ def check_kind(kind: str, field: str = "predict") -> str:
 
 def check_order(order: object, allowed: Sequence[int], field: str = "order") -> int:
     """Validate an integer order from ``allowed``."""
-    if isinstance(order, bool) or not isinstance(order, int) or order not in allowed:
-        raise ConfigError(field, f"got {order!r}; allowed values are: {', '.join(map(str, allowed))}")
-    return order
+    return validation.one_of(field, order, allowed)
 
 
 @dataclass(frozen=True)

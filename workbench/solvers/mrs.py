@@ -25,6 +25,7 @@ import math
 
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 from .base import FixedStepSolver, register
 
@@ -41,8 +42,7 @@ class _MRSBase(FixedStepSolver):
 
     @staticmethod
     def _check(order, prediction, name: str = "order"):
-        if isinstance(order, bool) or order not in (1, 2):
-            raise ConfigError(name, f"must be 1 or 2, got {order!r}")
+        order = validation.one_of(name, order, (1, 2))
         if prediction not in KINDS:
             raise ConfigError("prediction", f"got {prediction!r}; allowed values are: {', '.join(KINDS)}")
         return int(order), prediction

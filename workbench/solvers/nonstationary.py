@@ -142,9 +142,7 @@ class NSCoefficients:
 
 
 def _finite(v: object, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-        raise ConfigError(name, f"must hold finite numbers, got {v!r}")
-    return float(v)
+    return validation.number(name, v)
 
 
 def euler_coefficients(grid: Sequence[float]) -> NSCoefficients:
