@@ -64,6 +64,7 @@ class USFSolver(LogSNRSolver):
     All four have one entry per step (an empty tuple: that choice at its default — data, 2, on, bh2 — for every step).
     """
 
+    name = "usf"
     evals_per_step = 1
     needs_gaussian = True
     variable = "log_snr"
