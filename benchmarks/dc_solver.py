@@ -27,7 +27,7 @@ for name in names:
     xp = prob.sample_start(I, T0, 10, torch.Generator().manual_seed(1))
     pilot = Pilot.build(field, xp, T0, T1, prob.reference(I, xp, T0, T1), holdout=0.2)
     pm = Pilot.build(field, x0, T0, T1, ref).model(field)
-    err = lambda s, g: float((s.sample(pm, x0, g) - ref).norm(dim=1).mean())
+    err = lambda s, g: float((s.compensated(pm, x0, g) - ref).norm(dim=1).mean())
     fits = {}
     for nfe in (5, 6, 8, 10):
         g = schedules.get("logsnr").grid(nfe, I, T0, T1).tolist()

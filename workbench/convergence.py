@@ -60,6 +60,7 @@ ORDER_CHECKS: Dict[str, Union[Tuple[OrderCheck, ...], str]] = {
              OrderCheck({"order": 4}, paths=("vp",))),
     "time_shifted": (OrderCheck({"base": "dpmpp_3m", "offset": 0.0}),),
     "nonstationary": (OrderCheck(),),
+    "dc_solver": (OrderCheck(),),  # default ratios 1 = UniPC-3; fitted ratios in tests/fitting/test_dc_solver.py
     "euler_maruyama": (OrderCheck({"eps": 0.0}),),
     "bdia": (OrderCheck(), OrderCheck({"gamma": 0.5})),
     "ddim": (OrderCheck(),),

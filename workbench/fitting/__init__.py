@@ -9,7 +9,8 @@
   bookkeeping, held-out early stopping and the progress bar shared by every fit.
 * Each fit is then an objective and a parameterisation: :func:`fit_grid` (grid.py, derivative-free, any fixed-step
   solver), :func:`fit_nonstationary` (nonstationary.py, autograd + L-BFGS) and :func:`fit_time_shift`
-  (time_shift.py, golden section on one offset; ``TimeShifted.fit`` wraps it).
+  (time_shift.py, golden section on one offset; ``TimeShifted.fit`` wraps it), DC-Solver's ratios (dc_solver.py)
+  and the USF / S³ solver search :class:`USFSearch` (usf.py; registered in ``FITS`` as ``usf``).
 
 >>> from workbench.fitting import Pilot, fit_nonstationary   # doctest: +SKIP
 """
@@ -22,7 +23,8 @@ from .selection import Search, keep_if_better
 
 _LAZY = {"Pilot": "pilot", "PilotModel": "pilot", "PilotSizeWarning": "pilot", "fit_grid": "grid",
          "fit_nonstationary": "nonstationary", "NSParameters": "nonstationary", "ns_forward": "nonstationary",
-         "fit_time_shift": "time_shift", "fit_dc_ratios": "dc_solver", "ratio_regression": "dc_solver"}
+         "fit_time_shift": "time_shift", "fit_dc_ratios": "dc_solver", "ratio_regression": "dc_solver",
+         "USFSearch": "usf", "USFFit": "usf", "FITS": "usf"}
 
 __all__ = ["FitResult", "GridFit", "NSFit", "Search", "keep_if_better", *_LAZY]
 

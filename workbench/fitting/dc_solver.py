@@ -31,7 +31,7 @@ def fit_dc_ratios(field, pilot: Pilot, grid: Sequence[float], solver: DCSolver =
     xh, rh = pilot.held
 
     def loss(x, ref, r):
-        return mean_l2(solver.sample(pm, x, grid, r), ref)
+        return mean_l2(solver.compensated(pm, x, grid, r), ref)
 
     with torch.no_grad():
         init = float(loss(xf, rf, rho))

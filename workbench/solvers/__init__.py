@@ -25,6 +25,7 @@ from .nonstationary import NonStationary, NSCoefficients, linearize
 from .sde import EulerMaruyama
 from . import bdia  # noqa: F401  (samplers room: exactly invertible BDIA-DDIM)
 from . import mrs  # noqa: F401  (samplers room: MRS mean-reverting ODE/SDE solvers)
+from . import dc_solver  # noqa: F401  (DC-Solver: UniPC with fitted compensation ratios, a plan)
 
 get = SOLVERS.get
 names = SOLVERS.names
