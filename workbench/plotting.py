@@ -80,3 +80,56 @@ def compare_points(ax, exact, approx, label: str = "solver", exact_label: str = 
     ax.scatter(a[:, 0], a[:, 1], s=size / 3, color="tab:red", alpha=0.8, lw=0, zorder=2, label=label)
     ax.scatter(e[:, 0], e[:, 1], s=size, facecolors="none", edgecolors="black", lw=0.5, zorder=3, label=exact_label)
     return ax
+
+
+def is_image_batch(x: torch.Tensor) -> bool:
+    """True for a batch of images ``(N, C, H, W)`` with 1 (grey) or 3 (RGB) channels."""
+    return isinstance(x, torch.Tensor) and x.dim() == 4 and x.shape[1] in (1, 3)
+
+
+def plot_image_grid(images: torch.Tensor, path: Optional[str] = None, title: str = "", max_images: int = 64,
+                    value_range=(-1.0, 1.0)):
+    """A square grid of the first ``max_images`` images ``(N, C, H, W)`` (C = 1 grey, C = 3 RGB), pixel values
+    mapped from ``value_range`` (diffusers' and our image models' [-1, 1]) to [0, 1] and clamped; saved as PNG
+    if ``path``.
+
+    Raises:
+        ConfigError: ``images`` is not such a batch.
+    """
+    import math
+
+    import matplotlib
+
+    from .errors import ConfigError
+
+    if not is_image_batch(images):
+        raise ConfigError("images", f"expected a batch (N, C, H, W) with C = 1 or 3, got shape "
+                                    f"{tuple(getattr(images, 'shape', ()))}")
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    lo, hi = (float(v) for v in value_range)
+    x = images[:max_images].detach().to(torch.float64).cpu()
+    x = ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+    n = x.shape[0]
+    cols = int(math.ceil(math.sqrt(n)))
+    rows = int(math.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(max(0.75 * cols + 0.4, 4.0), 0.75 * rows + 0.6), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i < n:
+            im = x[i]
+            if im.shape[0] == 1:
+                ax.imshow(im[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.imshow(im.permute(1, 2, 0).numpy(), vmin=0, vmax=1, interpolation="nearest")
+    if title:
+        import textwrap
+
+        fig.suptitle("\n".join(textwrap.wrap(title, 60)), fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+    return fig

@@ -217,30 +217,111 @@ def _equivalent(scheduler: Any) -> Tuple[str, Dict[str, Any]]:
                                    "EulerDiscreteScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler")
 
 
-def load_diffusers(path: str, interpolation: str = "linear") -> DiffusersModel:
-    """Load a local diffusers folder — a pipeline (``unet/`` + ``scheduler/``) or a UNet folder with its
-    ``scheduler_config.json`` beside ``config.json`` — and adapt it (:func:`from_diffusers`). Never downloads.
+def _read_json(path: "Path", field: str = "model") -> Dict[str, Any]:
+    """A JSON object from ``path``; a corrupt or non-object file raises one line naming it."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(field, f"{str(path)!r} is not readable JSON ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(field, f"{str(path)!r} must hold a JSON object, got a {type(data).__name__}")
+    return data
+
+
+def find_diffusers_folder(path: Any) -> Optional[Tuple["Path", Optional["Path"]]]:
+    """``(unet_dir, scheduler_config_file or None)`` of a local diffusers folder, or None when ``path`` holds no
+    diffusers model: a pipeline (``model_index.json`` and/or ``unet/config.json``, ``scheduler/``) or a bare UNet
+    folder (a ``config.json`` with a diffusers ``_class_name``, its ``scheduler_config.json`` beside it).
 
     Raises:
-        ConfigError: ``path`` is not such a folder (the message says what was expected), or diffusers is missing.
+        ConfigError: a pipeline whose ``model_index.json`` names no ``unet`` or lacks ``unet/config.json``.
+    """
+    from pathlib import Path
+
+    p = Path(path)
+    index = p / "model_index.json"
+    if index.is_file() or (p / "unet" / "config.json").is_file():
+        if index.is_file():
+            idx = _read_json(index)
+            if "unet" not in idx:
+                comps = ", ".join(k for k in idx if not k.startswith("_")) or "none"
+                raise ConfigError("model", f"the pipeline {str(p)!r} has no 'unet' (model_index.json lists: {comps}); "
+                                           "only UNet pipelines (DDPMPipeline, DDIMPipeline, ...) are understood")
+        if not (p / "unet" / "config.json").is_file():
+            raise ConfigError("model", f"the pipeline {str(p)!r} has no unet/config.json")
+        sched = p / "scheduler" / "scheduler_config.json"
+        return p / "unet", sched if sched.is_file() else None
+    cfg = p / "config.json"
+    if cfg.is_file() and "_class_name" in _read_json(cfg):
+        sched = p / "scheduler_config.json"
+        return p, sched if sched.is_file() else None
+    return None
+
+
+def load_diffusers(path: Any, interpolation: str = "linear", dtype: Optional[torch.dtype] = None) -> DiffusersModel:
+    """Load a local diffusers folder — a pipeline (``model_index.json``, ``unet/`` + ``scheduler/``) or a UNet folder
+    with its ``scheduler_config.json`` beside ``config.json`` — and adapt it (:func:`from_diffusers`). Never
+    downloads. ``dtype``: cast the network to it (default: as saved).
+
+    Raises:
+        ConfigError: ``path`` is not such a folder, the scheduler config is missing, corrupt or not understood (its
+            field named, e.g. ``prediction_type``), the network is not an unconditional ``UNet2DModel``, or
+            diffusers is missing. Every message is one line.
     """
     from pathlib import Path
 
     p = Path(path)
     if not p.is_dir():
         raise ConfigError("model", f"{str(path)!r} is not a folder")
-    unet_dir = p / "unet" if (p / "unet" / "config.json").is_file() else p if (p / "config.json").is_file() else None
-    sched_dir = (p / "scheduler" if (p / "scheduler" / "scheduler_config.json").is_file()
-                 else p if (p / "scheduler_config.json").is_file() else None)
-    if unet_dir is None or sched_dir is None:
+    found = find_diffusers_folder(p)
+    if found is None:
         raise ConfigError("model", f"{str(path)!r} is not a diffusers pipeline or UNet folder: expected "
-                                   "unet/config.json and scheduler/scheduler_config.json (or config.json and "
-                                   "scheduler_config.json side by side)")
+                                   "model_index.json with unet/config.json and scheduler/scheduler_config.json "
+                                   "(or config.json and scheduler_config.json side by side)")
+    unet_dir, sched_file = found
+    if sched_file is None:
+        where = "scheduler/scheduler_config.json" if unet_dir != p else "scheduler_config.json beside config.json"
+        raise ConfigError("model", f"{str(path)!r} has a UNet but no scheduler config (expected {where}); the "
+                                   "scheduler config gives the noise table and prediction_type the model was "
+                                   "trained with")
+    scfg = _read_json(sched_file, "scheduler")
+    ptype = scfg.get("prediction_type", "epsilon")
+    if ptype not in PREDICTION_TYPES:
+        raise ConfigError("prediction_type", f"{ptype!r} in {sched_file}; understood: {', '.join(PREDICTION_TYPES)}")
+    if scfg.get("trained_betas") is None and scfg.get("beta_schedule", "linear") not in BETA_SCHEDULES:
+        raise ConfigError("beta_schedule", f"{scfg.get('beta_schedule')!r} in {sched_file}; understood: "
+                                           f"{', '.join(BETA_SCHEDULES)} (or trained_betas)")
+    ucfg = _read_json(unet_dir / "config.json")
+    cls = ucfg.get("_class_name")
+    if cls != "UNet2DModel":
+        raise ConfigError("model", f"{unet_dir / 'config.json'} describes a {cls!r}; only an unconditional "
+                                   "diffusers UNet2DModel is understood")
     try:
         import diffusers
     except ImportError as exc:  # pragma: no cover - diffusers is a test/extra dependency
-        raise ConfigError("model", "loading a diffusers folder needs the diffusers package") from exc
-    unet = diffusers.UNet2DModel.from_pretrained(str(unet_dir), local_files_only=True).eval()
+        raise ConfigError("model", "loading a diffusers folder needs the diffusers package (pip install diffusers)") from exc
+    from diffusers.utils import logging as dlog
+
+    verbosity = dlog.get_verbosity()
+    dlog.set_verbosity_error()  # no advice about optional speed-ups on a local load
+    try:
+        kw = {"torch_dtype": dtype} if dtype is not None else {}
+        unet = diffusers.UNet2DModel.from_pretrained(str(unet_dir), local_files_only=True, **kw).eval()
+    except (OSError, ValueError, RuntimeError, TypeError, EnvironmentError) as exc:
+        msg = " ".join(str(exc).split())[:300]
+        raise ConfigError("model", f"cannot load the UNet in {str(unet_dir)!r} ({type(exc).__name__}: {msg})") from None
+    finally:
+        dlog.set_verbosity(verbosity)
     unet.requires_grad_(False)
-    scheduler = diffusers.DDPMScheduler.from_pretrained(str(sched_dir), local_files_only=True)
+    # the scheduler's own class when it is a diffusers scheduler (its alphas_cumprod, as its loops use them)
+    sched_cls = getattr(diffusers, str(scfg.get("_class_name", "")), None)
+    if not (isinstance(sched_cls, type) and hasattr(sched_cls, "from_config") and hasattr(sched_cls, "set_timesteps")):
+        sched_cls = diffusers.DDPMScheduler
+    try:
+        scheduler = sched_cls.from_config({k: v for k, v in scfg.items()})
+    except (ValueError, TypeError, KeyError, NotImplementedError) as exc:
+        msg = " ".join(str(exc).split())[:300]
+        raise ConfigError("scheduler", f"{sched_file} cannot build a {sched_cls.__name__} ({type(exc).__name__}: {msg})") from None
     return from_diffusers(unet, scheduler, interpolation=interpolation)
