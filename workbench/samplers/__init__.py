@@ -10,7 +10,7 @@ from .inversion import Inversion, invert, regenerate
 from . import pfgmpp  # noqa: F401  (registers "pfgmpp")
 from .pfgmpp import PFGMPP
 from . import feynman_kac  # noqa: F401  (registers "fk_anneal", "fk_product", "fk_reward")
-from .adjoint import GradResult, sample_with_grad
+from .adjoint import Grad, GradResult, sample, sample_with_grad
 from .mean_reverting import MeanRevertingTask
 from .denoising_mcmc import ChainState, DenoisingMCMC
 from .feynman_kac import Annealed, Product, RewardTilted, SMCResult, product_of_mixtures, smc
@@ -20,5 +20,5 @@ names = SAMPLERS.names
 
 __all__ = ["SAMPLERS", "get", "names", "Inversion", "invert", "regenerate", "PFGMPP",
            "Annealed", "Product", "RewardTilted", "SMCResult", "product_of_mixtures", "smc",
-           "GradResult", "sample_with_grad", "MeanRevertingTask",
+           "Grad", "GradResult", "sample", "sample_with_grad", "MeanRevertingTask",
            "ChainState", "DenoisingMCMC"]

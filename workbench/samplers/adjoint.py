@@ -18,7 +18,11 @@ Three methods, one entry point :func:`sample_with_grad`:
   *discrete* map);
 * ``"checkpoint"``: the same gradient, keeping only each step's input state: the backward pass recomputes one step
   at a time and takes its vector–Jacobian product (memory: the states plus one step's activations; single-step solvers);
-* ``"adjoint"``: the adjoint ODE above (approximates the gradient of the *exact* flow map to RK4's order 4).
+* ``"adjoint"``: the adjoint ODE above (approximates the gradient of the *exact* flow map to RK4's order 4);
+* ``"adjoint_ei"``: the same adjoint ODE in exponential-integrator form on the log-SNR variables, solved backward
+  at order ``order`` (1–4; :mod:`workbench.samplers.adjoint_ei`, AdjointDPM's formulation).
+
+:func:`sample` is the front door: ``sample(solver, field, x, nfe, grad=Grad(loss, params, method))``.
 """
 from __future__ import annotations
 
@@ -33,9 +37,10 @@ from ..schedules.base import Schedule
 from ..solvers import SOLVERS, Solver
 from ..solvers.bdia import DDIM
 from ..solvers.runge_kutta import ExplicitRK
+from .adjoint_ei import adjoint_backward_ei, check_ei_order
 from .counting import CountedField
 
-METHODS = ("backprop", "checkpoint", "adjoint")
+METHODS = ("backprop", "checkpoint", "adjoint", "adjoint_ei")
 
 
 @dataclass
@@ -67,12 +72,15 @@ def _zeros_for_none(grads, params):
 def sample_with_grad(solver: Union[str, Solver], field: Field, x: torch.Tensor, nfe: int,
                      loss: Callable[[torch.Tensor], torch.Tensor], params: Sequence[torch.Tensor] = (),
                      method: str = "backprop", schedule: Union[str, Schedule] = "uniform", t_start: float = 0.0,
-                     t_end: float = 1.0, grid: Optional[torch.Tensor] = None) -> GradResult:
+                     t_end: float = 1.0, grid: Optional[torch.Tensor] = None, order: int = 2) -> GradResult:
     """Sample from ``x`` with ``solver`` at ``nfe`` and return the gradient of ``loss(x_end)`` (a scalar) with respect
-    to ``x`` and to ``params`` (tensors the model uses, ``requires_grad=True``), by ``method`` (see the module)."""
+    to ``x`` and to ``params`` (tensors the model uses, ``requires_grad=True``), by ``method`` (see the module).
+    ``order`` is the order of the ``adjoint_ei`` backward solve (1–4; ignored by the other methods)."""
     s = SOLVERS.get(solver) if isinstance(solver, str) else solver
     if method not in METHODS:
         raise ConfigError("method", f"got {method!r}; allowed values are: {', '.join(METHODS)}")
+    if method == "adjoint_ei":
+        check_ei_order(order)
     if s.stochastic or s.adaptive:
         raise ConfigError("solver", f"{s.name!r} is {'stochastic' if s.stochastic else 'adaptive'}; gradients through a "
                                     f"sampler need a deterministic fixed-step solver (euler, heun, rk4, ddim, bdia, ...)")
@@ -127,8 +135,39 @@ def sample_with_grad(solver: Union[str, Solver], field: Field, x: torch.Tensor, 
         L = loss(xe)
         (a,) = torch.autograd.grad(L, xe)
     run = CountedField(field)
-    gx, ga, gp = adjoint_backward(run, res.x.detach(), a, params, torch.flip(grid, [0]))
+    if method == "adjoint_ei":
+        gx, ga, gp = adjoint_backward_ei(run, res.x.detach(), a, params, grid, order)
+    else:
+        gx, ga, gp = adjoint_backward(run, res.x.detach(), a, params, torch.flip(grid, [0]))
     return GradResult(res.x.detach(), float(L.detach()), ga, gp, forward_nfe + run.nfe, method, {"x_start_error": float((gx - x).norm())})
+
+
+@dataclass(frozen=True)
+class Grad:
+    """A gradient request for :func:`sample`: ``loss(x_end)`` (scalar), the parameters to differentiate
+    (``requires_grad=True``), the ``method`` (one of :data:`METHODS`) and the ``adjoint_ei`` ``order``."""
+
+    loss: Callable[[torch.Tensor], torch.Tensor]
+    params: Tuple[torch.Tensor, ...] = ()
+    method: str = "adjoint_ei"
+    order: int = 2
+
+
+def sample(solver: Union[str, Solver], field: Field, x: torch.Tensor, nfe: int, schedule: Union[str, Schedule] = "uniform",
+           t_start: float = 0.0, t_end: float = 1.0, grid: Optional[torch.Tensor] = None,
+           grad: Optional[Grad] = None, **kwargs):
+    """Sampling with an optional gradient: without ``grad`` this is ``solver.sample(field, x, nfe, ...)`` (a
+    :class:`~workbench.solvers.base.SampleResult`); with ``grad=Grad(loss, params, method, order)`` it delegates to
+    :func:`sample_with_grad` and returns its :class:`GradResult` (final state, loss, ∂L/∂x_start, ∂L/∂θ, NFE)."""
+    s = SOLVERS.get(solver) if isinstance(solver, str) else solver
+    if grad is None:
+        return s.sample(field, x, nfe, schedule=schedule, t_start=t_start, t_end=t_end, grid=grid, **kwargs)
+    if not isinstance(grad, Grad):
+        raise ConfigError("grad", f"expected a workbench.samplers.Grad(loss, params, method, order); got {type(grad).__name__}")
+    if kwargs:
+        raise ConfigError("grad", f"options {sorted(kwargs)} are not available with a gradient request")
+    return sample_with_grad(s, field, x, nfe, grad.loss, grad.params, grad.method, schedule, t_start, t_end, grid,
+                            grad.order)
 
 
 def adjoint_backward(field: Field, x_end: torch.Tensor, a_end: torch.Tensor, params: Tuple[torch.Tensor, ...],
