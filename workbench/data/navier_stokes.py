@@ -71,12 +71,14 @@ class NavierStokes2D:
         max_cfl: largest allowed CFL number.
         length: side L of the torus (default 2π).
         device, dtype: where the state lives and its real precision.
+        compile: wrap the IF-RK4 step in ``torch.compile`` (optional; falls back to eager with a warning when
+            compilation fails; see :meth:`enable_compile`).
     """
 
     def __init__(self, n: int = 64, nu: float = 1e-3, drag: float = 0.0, forcing_amplitude: float = 0.0,
                  forcing_wavenumber: int = 4, dt: float = 1e-2, integrator: str = "rk4", dealias: bool = True,
                  max_cfl: float = 1.0, length: float = 2 * math.pi, device: Union[str, torch.device] = "cpu",
-                 dtype: Union[str, torch.dtype] = "float64"):
+                 dtype: Union[str, torch.dtype] = "float64", compile: bool = False):
         if int(n) < 8:
             raise ConfigError("n", f"must be >= 8, got {n}")
         for name, val, strict in (("nu", nu, False), ("drag", drag, False), ("dt", dt, True),
@@ -121,6 +123,10 @@ class NavierStokes2D:
         self.forcing_grid = f[:, None].expand(n, n).contiguous()
         self.forcing_hat = torch.fft.rfft2(self.forcing_grid) * self.mask
         self.dx = self.length / n
+        self._prepare_fast()
+        self._compiled: Optional[Any] = None
+        if compile:
+            self.enable_compile()
 
     def params(self) -> Dict[str, Any]:
         """The generating parameters (for caches and reports)."""
@@ -156,6 +162,9 @@ class NavierStokes2D:
         times :math:`\hat\omega`: one batched ``irfft2`` for small states, four calls for large ones
         (``batch_fft_bytes``); then one ``rfft2``.
         """
+        if self._fast:
+            return torch.view_as_complex(self._rhs_real(torch.view_as_real(w_hat.contiguous()), 1.0,
+                                                        out=torch.empty_like(torch.view_as_real(w_hat))))
         s = (self.n, self.n)
         if 4 * w_hat.numel() * w_hat.element_size() <= self.batch_fft_bytes:
             g = torch.fft.irfft2(self.derivatives * w_hat.unsqueeze(-3), s=s)
@@ -165,6 +174,122 @@ class NavierStokes2D:
             adv = (torch.fft.irfft2(d[0] * w_hat, s=s) * torch.fft.irfft2(d[2] * w_hat, s=s)
                    + torch.fft.irfft2(d[1] * w_hat, s=s) * torch.fft.irfft2(d[3] * w_hat, s=s))
         return self.forcing_hat - torch.fft.rfft2(adv) * self.mask
+
+    # ---- fast path ------------------------------------------------------------------------------
+    def _prepare_fast(self) -> None:
+        r"""Precompute the tensors of the fast right-hand side (per dtype/device, once).
+
+        With the 2/3 rule the Nyquist row and column of :math:`\hat\omega` are zero, so the half spectrum extends
+        to the full plane exactly by Hermitian symmetry, :math:`\hat\omega(-k) = \overline{\hat\omega(k)}` (one
+        ``index_select`` and a sign flip of the imaginary part). On the full plane two complex inverse FFTs give
+        the four fields at once:
+
+        .. math::
+            \mathcal F^{-1}\big[(k_x + i k_y)\hat\omega/|k|^2\big] = u + iv,\qquad
+            \mathcal F^{-1}\big[(ik_x - k_y)\hat\omega\big] = \omega_x + i\omega_y,\qquad
+            u\omega_x + v\omega_y = \operatorname{Re}\big(\overline{(u + iv)}\,(\omega_x + i\omega_y)\big),
+
+        which costs about half of four real inverse transforms (measured in benchmarks/fields_solver_speed.py).
+        Elementwise work runs on real views (``view_as_real``) with the factors pre-expanded to ``(..., 2)``.
+        """
+        n, dev, rdt = self.n, self.device, self.dtype
+        h = n // 2 + 1
+        m = self.mask
+        # exact only when the Nyquist row and column are masked and the mask is even under k -> -k (the 2/3
+        # rule is; jax-cfd's brick-wall filter keeps k_y = -N/3 but not +N/3 and takes the reference path)
+        even = torch.equal(m, m[(n - torch.arange(n, device=dev)) % n])
+        self._fast = bool(even and float(m[n // 2].abs().max()) == 0.0 and float(m[:, h - 1].abs().max()) == 0.0)
+        self._work: Dict[Tuple[int, ...], Dict[str, torch.Tensor]] = {}
+        if not self._fast:
+            return
+        rows = torch.arange(n, device=dev)[:, None].expand(n, n)
+        cols = torch.arange(n, device=dev)[None, :].expand(n, n)
+        neg = cols >= h
+        src = torch.where(neg, (n - rows) % n, rows) * h + torch.where(neg, n - cols, cols)
+        self._full_index = src.reshape(-1).contiguous()
+        sign = torch.ones(n * n, 2, device=dev, dtype=rdt)
+        sign[neg.reshape(-1), 1] = -1.0
+        self._full_sign = sign
+        scale = 2 * math.pi / self.length
+        ky = torch.fft.fftfreq(n, d=1.0 / n, device=dev, dtype=rdt)[:, None] * scale
+        kx = torch.fft.fftfreq(n, d=1.0 / n, device=dev, dtype=rdt)[None, :] * scale
+        k2 = kx ** 2 + ky ** 2
+        inv = torch.where(k2 > 0, 1.0 / k2.clamp_min(1e-30), torch.zeros_like(k2))
+        self._full_symbols = torch.stack([(kx + 1j * ky) * inv, (1j * kx - ky).expand(n, n)]).contiguous()
+
+        def pair(x: torch.Tensor) -> torch.Tensor:  # a real (n, h) factor expanded to the real view (n, h, 2)
+            return x[..., None].expand(*x.shape, 2).contiguous()
+
+        dt = self.dt
+        self._fr = {1.0: torch.view_as_real(self.forcing_hat).contiguous(),
+                    dt: torch.view_as_real(dt * self.forcing_hat).contiguous()}
+        self._mr = {1.0: pair(-m), dt: pair(-dt * m)}
+        self._e1r, self._e2r = pair(self.e1), pair(self.e2)
+        self._e1r6, self._e2r3 = pair(self.e1 / 6.0), pair(self.e2 / 3.0)
+
+    def _buffers(self, batch_shape: Tuple[int, ...]) -> Dict[str, torch.Tensor]:
+        """Work arrays of the fast path for one batch shape, allocated once and reused (``out=``): fresh large
+        arrays cost a page fault per 4 kB on every right-hand side."""
+        key = tuple(batch_shape)
+        buf = self._work.get(key)
+        if buf is None:
+            n, h, rdt = self.n, self.n // 2 + 1, self.dtype
+            cdt = torch.complex64 if rdt == torch.float32 else torch.complex128
+            mk = lambda *s, d=rdt: torch.empty(*key, *s, device=self.device, dtype=d)  # noqa: E731
+            buf = {"full": mk(n * n, 2), "Z": mk(2, n, n, d=cdt), "z": mk(2, n, n, d=cdt), "adv": mk(n, n),
+                   "R": mk(n, h, d=cdt), "s": mk(n, h, 2), "e1w": mk(n, h, 2),
+                   **{k: mk(n, h, 2) for k in ("a", "b", "c", "d", "x0", "x1")}}
+            buf["W"] = torch.view_as_complex(buf["full"]).unflatten(-1, (n, n)).unsqueeze(-3)
+            self._work[key] = buf
+        return buf
+
+    def _rhs_real(self, wr: torch.Tensor, scale: float, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``scale`` × the right-hand side on real views ``(B, n, h, 2)`` (fast path; ``out`` receives it)."""
+        buf = self._buffers(wr.shape[:-3])
+        full, Z, z, adv = buf["full"], buf["Z"], buf["z"], buf["adv"]
+        torch.index_select(wr.flatten(-3, -2), -2, self._full_index, out=full)
+        full.mul_(self._full_sign)
+        torch.mul(self._full_symbols, buf["W"], out=Z)
+        torch.fft.ifft2(Z, out=z)
+        u, g = z[..., 0, :, :], z[..., 1, :, :]  # u + iv and ω_x + iω_y
+        torch.mul(u.real, g.real, out=adv).addcmul_(u.imag, g.imag)
+        torch.fft.rfft2(adv, out=buf["R"])
+        return torch.addcmul(self._fr[scale], torch.view_as_real(buf["R"]), self._mr[scale], out=out)
+
+    def _rk4_real(self, wr: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """One IF-RK4 step on the real view (fast path); the same update as :meth:`step`."""
+        h = self.dt
+        buf = self._buffers(wr.shape[:-3])
+        s, e1w = buf["s"], buf["e1w"]
+        a = self._rhs_real(wr, h, out=buf["a"])
+        torch.mul(self._e1r, wr, out=e1w)
+        b = self._rhs_real(torch.add(wr, a, alpha=0.5, out=s).mul_(self._e2r), h, out=buf["b"])
+        acc = torch.addcmul(e1w, self._e1r6, a, out=out)
+        c = self._rhs_real(torch.mul(self._e2r, wr, out=s).add_(b, alpha=0.5), h, out=buf["c"])
+        acc.addcmul_(self._e2r3, b).addcmul_(self._e2r3, c)
+        d = self._rhs_real(torch.addcmul(e1w, self._e2r, c, out=s), h, out=buf["d"])
+        return acc.add_(d, alpha=1.0 / 6.0)
+
+    def enable_compile(self, **options: Any) -> bool:
+        """Wrap the fast IF-RK4 step in ``torch.compile`` (``options`` go to it); returns whether it worked.
+
+        Compilation is tried on a 1-field state at once; any failure (no compiler, unsupported op) warns and
+        leaves the eager step in place, so results never depend on it."""
+        if not self._fast or self.integrator != "rk4":
+            warnings.warn("compile: only the dealiased IF-RK4 fast path is compiled; staying eager", RuntimeWarning,
+                          stacklevel=2)
+            return False
+        try:
+            fn = torch.compile(self._rk4_real, dynamic=False, **options)
+            probe = torch.zeros(1, self.n, self.n // 2 + 1, 2, device=self.device, dtype=self.dtype)
+            fn(probe)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to eager
+            warnings.warn(f"compile: torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); staying eager",
+                          RuntimeWarning, stacklevel=2)
+            self._compiled = None
+            return False
+        self._compiled = fn
+        return True
 
     def cfl(self, w_hat: torch.Tensor) -> torch.Tensor:
         """CFL number :math:`h\\max(|u|, |v|)/\\Delta x` (0-dim tensor, over the whole batch)."""
@@ -185,6 +310,11 @@ class NavierStokes2D:
     def step(self, w_hat: torch.Tensor, state: Dict[str, Any]) -> torch.Tensor:
         """One time step of the chosen integrator (``state`` holds multistep history for CN/AB2)."""
         h = self.dt
+        if self.integrator == "rk4" and self._fast:
+            wr = torch.view_as_real(w_hat.contiguous())
+            if self._compiled is not None:
+                return torch.view_as_complex(self._compiled(wr))
+            return torch.view_as_complex(self._rk4_real(wr, out=torch.empty_like(wr)))
         if self.integrator == "rk4":
             e1, e2 = self.e1, self.e2
             a = h * self.nonlinear(w_hat)
@@ -201,15 +331,30 @@ class NavierStokes2D:
 
     def simulate_hat(self, w_hat: torch.Tensor, steps: int) -> torch.Tensor:
         """``steps`` time steps of a Fourier state (no frames, no CFL check): the inner loop of :meth:`simulate`."""
+        if self.integrator == "rk4" and self._fast:
+            wr = torch.view_as_real(w_hat.contiguous())
+            if self._compiled is not None:
+                for _ in range(int(steps)):
+                    wr = self._compiled(wr)
+                return torch.view_as_complex(wr)
+            buf = self._buffers(wr.shape[:-3])
+            for i in range(int(steps)):
+                wr = self._rk4_real(wr, out=buf["x0" if i % 2 == 0 else "x1"])
+            return torch.view_as_complex(wr.clone() if steps else wr)
         state: Dict[str, Any] = {}
         for _ in range(int(steps)):
             w_hat = self.step(w_hat, state)
         return w_hat
 
     def set_mask(self, mask: torch.Tensor) -> None:
-        """Replace the dealiasing mask (shape ``(n, n//2 + 1)``, 0/1) and the tensors derived from it."""
-        self.mask = mask.to(device=self.device, dtype=self.dtype)
+        """Replace the dealiasing mask (shape ``(n, n//2 + 1)``, 0/1) and the tensors derived from it.
+
+        The fast path assumes a mask that zeros the Nyquist row and column (any 2/3-rule mask does)."""
+        if tuple(mask.shape) != tuple(self.k2.shape):
+            raise ConfigError("mask", f"must have shape {tuple(self.k2.shape)}, got {tuple(mask.shape)}")
+        self.mask = mask.to(device=self.device, dtype=self.dtype).clone()
         self.forcing_hat = torch.fft.rfft2(self.forcing_grid) * self.mask
+        self._prepare_fast()
 
     def simulate(self, w0: torch.Tensor, steps: int, record_every: int = 1, progress: bool = False,
                  desc: str = "navier-stokes") -> torch.Tensor:
