@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import math
 import time
 from typing import Any, Dict, List, Optional
 import weakref
@@ -44,6 +45,42 @@ SLOW_PERIOD_S = 0.25
 
 
 _UNSET = object()
+#: heights of the particle/field views and of the spectrum/error plots (widths follow the window).
+FIG_HEIGHT = 370
+SMALL_HEIGHT = 290
+SIDEBAR_MAX = 290
+#: metric key → (title, y label) of the error-vs-NFE plots: one axis per metric, rows of the current data set.
+METRICS = {
+    "error": ("error vs NFE: mean L2 to the exact flow (ODE solvers)", "mean L2 error vs exact flow"),
+    "sw2": ("error vs NFE: sliced W2 to exact target samples", "SW2 to target"),
+    "spectral_error": ("error vs NFE: relative spectral error (fields)", "spectral error"),
+}
+#: colours of the series (solver/schedule/interpolant/side) in the error plots.
+SERIES_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+                 "#bcbd22", "#7f7f7f")
+
+
+def _page_theme() -> str:
+    """Panel's page theme of this session (it reads ``?theme=`` itself): ``"dark"`` or ``"default"``."""
+    try:
+        return "dark" if pn.config.theme == "dark" else "default"
+    except Exception:
+        return "default"
+
+
+def dataset_key(cfg: DashboardConfig) -> str:
+    """What the error-vs-NFE plots are kept apart by: the data set and its parameters."""
+    return json.dumps([cfg.data, cfg.data_params], sort_keys=True, default=str)
+
+
+def apply_dark(fig) -> None:
+    """Bokeh's ``dark_minimal`` theme applied to ``fig`` and every model under it (axes, grids, legend, title),
+    as Panel does for its own Bokeh panes (a themed value never overrides one set explicitly)."""
+    from bokeh.themes import built_in_themes
+
+    theme = built_in_themes["dark_minimal"]
+    for model in fig.references():
+        theme.apply_to_model(model)
 
 
 def spectrum_range(e: np.ndarray, decades: float = 8.0) -> "tuple[float, float]":
@@ -113,20 +150,20 @@ _HINT_STYLE = "margin:0 0 4px 0;color:#b00020;font-size:12px;white-space:pre-wra
 
 
 def _param_widget(spec: ParamSpec, value: Any, family: str):
-    kw = {_LABEL: f"{family}.{spec.name}", "css_classes": [f"p-{family}-{spec.name}"]}
+    kw = {_LABEL: f"{family}.{spec.name}", "css_classes": [f"p-{family}-{spec.name}"], "sizing_mode": "stretch_width"}
     if spec.kind == "bool":
         return pn.widgets.Checkbox(value=bool(value), **kw)
     if spec.kind == "choice":
-        return pn.widgets.Select(options=list(spec.choices), value=str(value), width=200, **kw)
+        return pn.widgets.Select(options=list(spec.choices), value=str(value), **kw)
     if spec.kind == "int":  # no client-side bounds: an out-of-range value reaches us and gets a message
-        return pn.widgets.IntInput(value=int(value), width=140, **kw)
+        return pn.widgets.IntInput(value=int(value), **kw)
     if spec.kind == "float":
-        return pn.widgets.FloatInput(value=float(value), width=140, **kw)
+        return pn.widgets.FloatInput(value=float(value), **kw)
     text = "" if value is None else (value if spec.kind == "str" else json.dumps(value))
     if spec.kind == "json":  # the format, in the label and the placeholder
         kw[_LABEL] += " (JSON: null, a number or a list like [0, 0.5, 1])"
-        return pn.widgets.TextInput(value=str(text), width=240, placeholder="e.g. [0, 0.25, 0.5, 1]", **kw)
-    return pn.widgets.TextInput(value=str(text), width=200, **kw)
+        return pn.widgets.TextInput(value=str(text), placeholder="e.g. [0, 0.25, 0.5, 1]", **kw)
+    return pn.widgets.TextInput(value=str(text), **kw)
 
 
 class Dashboard:
@@ -156,6 +193,8 @@ class Dashboard:
         self._building = True
         self.history: List[Dict[str, Any]] = []
         self.redraws = 0
+        self._series_colors: Dict[str, str] = {}
+        self.theme = cfg.theme if cfg.theme != "default" else _page_theme()
         self._make_controls(cfg)
         self._make_views()
         self.layout = self._make_layout()
@@ -192,9 +231,9 @@ class Dashboard:
                                  value=cfg.eps, css_classes=["w-eps"]),
             "seed": w.IntInput(**_lbl("seed"), value=cfg.seed, css_classes=["w-seed"]),
             "particles": w.IntInput(**_lbl("particles"), value=cfg.particles, step=100, css_classes=["w-particles"]),
-            "t_start": w.FloatInput(**_lbl("t_start"), value=cfg.t_start, step=0.001, width=140,
+            "t_start": w.FloatInput(**_lbl("t_start"), value=cfg.t_start, step=0.001,
                                     css_classes=["w-t-start"]),
-            "t_end": w.FloatInput(**_lbl("t_end"), value=cfg.t_end, step=0.001, width=140, css_classes=["w-t-end"]),
+            "t_end": w.FloatInput(**_lbl("t_end"), value=cfg.t_end, step=0.001, css_classes=["w-t-end"]),
             "compare": w.Checkbox(**_lbl("side-by-side: compare with B (same noise)"), value=cfg.compare,
                                   css_classes=["w-compare"]),
             "solver_b": w.Select(**_lbl("solver B"), options=FAMILIES["solver"].names(), value=cfg.solver_b,
@@ -226,6 +265,7 @@ class Dashboard:
                                             css_classes=["w-json"])
         self.share = pn.pane.HTML("", css_classes=["share-link"])
         for key, widget in self.w.items():
+            widget.sizing_mode = "stretch_width"  # responsive: the sidebar's width, never a fixed one
             widget.param.watch(self._on_control, "value")
         self._update_enabled()
 
@@ -296,7 +336,7 @@ class Dashboard:
                                solver=w["solver"].value, nfe=nfe, eps=eps, seed=seed, particles=particles,
                                t_start=t_start, t_end=t_end, compare=bool(w["compare"].value),
                                solver_b=w["solver_b"].value, schedule_b=w["schedule_b"].value, nfe_b=int(nfe_b),
-                               **params), {}
+                               theme=self.theme, **params), {}
 
     def read_config(self) -> DashboardConfig:
         """The configuration the controls show; a refused value raises :class:`ConfigError` (the first one)."""
@@ -337,7 +377,8 @@ class Dashboard:
 
     # ---------------------------------------------------------------------------------------------- views
     def _particle_figure(self, side: str):
-        fig = figure(width=420, height=400, match_aspect=True, tools="pan,wheel_zoom,box_zoom,reset,save",
+        fig = figure(height=FIG_HEIGHT, sizing_mode="stretch_width", match_aspect=True,
+                     tools="pan,wheel_zoom,box_zoom,reset,save",
                      title=f"{side.upper()}: particles and paths", x_range=(-4, 4), y_range=(-4, 4),
                      x_axis_label="x[0] (first coordinate)", y_axis_label="x[1] (second coordinate)")
         fig.scatter("x", "y", source=self.target_src, size=2, color="#bbbbbb", alpha=0.5, legend_label="exact target")
@@ -353,7 +394,7 @@ class Dashboard:
     def _image_figure(self, side: str):
         """Sample images for field problems: rows = the first samples, columns = start, mid-run, current
         (final when done) and exact/reference samples; hover gives the value."""
-        fig = figure(width=420, height=400, match_aspect=True, tools="pan,wheel_zoom,reset,save",
+        fig = figure(height=FIG_HEIGHT, sizing_mode="stretch_width", match_aspect=True, tools="pan,wheel_zoom,reset,save",
                      title=f"{side.upper()}: sample fields (start · mid-run · final · reference)",
                      x_axis_label="column: start, mid-run, final, reference", y_axis_label="sample")
         fig.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self.img_src[side],
@@ -376,50 +417,79 @@ class Dashboard:
         self.point_src = {s: ColumnDataSource(dict(empty_pts), name=f"points_{s}") for s in "ab"}
         self.path_src = {s: ColumnDataSource({"x": np.zeros(0), "y": np.zeros(0)}) for s in "ab"}
         self.spec_src = {s: ColumnDataSource({"k": [], "E": []}) for s in ("a", "b", "target")}
-        self.hist_src = ColumnDataSource({"nfe": [], "value": [], "label": [], "color": [], "metric": []})
+        #: one source per metric of the error-vs-NFE plots (rows of the current data set only; see _show_history)
+        self.hist_src = {m: ColumnDataSource({"nfe": [], "value": [], "label": [], "color": [], "series": []},
+                                             name=f"hist_{m}") for m in METRICS}
         self.fig = {s: self._particle_figure(s) for s in "ab"}
         from bokeh.models import Range1d
 
-        sf = figure(width=420, height=300, x_axis_type="log", y_axis_type="log", tools="pan,wheel_zoom,reset,save",
-                    title="energy spectrum of the particle density (radial shells)", x_axis_label="k",
-                    y_axis_label="E(k)", y_range=Range1d(1e-8, 1.0))
+        sf = figure(height=SMALL_HEIGHT, sizing_mode="stretch_width", x_axis_type="log", y_axis_type="log",
+                    tools="pan,wheel_zoom,reset,save", title="energy spectrum of the particle density (radial shells)",
+                    x_axis_label="k", y_axis_label="E(k)", y_range=Range1d(1e-8, 1.0))
         sf.line("k", "E", source=self.spec_src["target"], color="#777777", line_dash="dashed", legend_label="exact")
         for s in "ab":
             sf.line("k", "E", source=self.spec_src[s], color=COLORS[s], line_width=2, legend_label=s.upper())
         sf.legend.location = "bottom_left"
         sf.toolbar.logo = None
         self.spec_fig = sf
-        ef = figure(width=440, height=300, x_axis_type="log", y_axis_type="log", tools="pan,wheel_zoom,reset,save",
-                    title="error vs NFE (this session's runs)", x_axis_label="NFE used",
-                    y_axis_label="mean L2 error vs exact flow (SW2 for SDEs)")
-        ef.scatter("nfe", "value", source=self.hist_src, color="color", size=8, alpha=0.8)
-        ef.add_tools(HoverTool(tooltips=[("run", "@label"), ("NFE", "@nfe"), ("@metric", "@value")]))
-        ef.toolbar.logo = None
-        self.err_fig = ef
+        self.metric_fig = {}
+        for m, (title, ylabel) in METRICS.items():
+            ef = figure(height=SMALL_HEIGHT, sizing_mode="stretch_width", x_axis_type="log", y_axis_type="log",
+                        tools="pan,wheel_zoom,reset,save", title=title, x_axis_label="NFE used", y_axis_label=ylabel,
+                        name=f"metric_{m}")
+            ef.line("nfe", "value", source=self.hist_src[m], color="#999999", alpha=0.0)  # keeps the axes alive
+            ef.scatter("nfe", "value", source=self.hist_src[m], color="color", size=8, alpha=0.85,
+                       legend_field="series")
+            ef.add_tools(HoverTool(tooltips=[("run", "@label"), ("NFE", "@nfe"), (ylabel, "@value{0.000e}")]))
+            ef.legend.location = "bottom_left"
+            ef.legend.label_text_font_size = "7pt"
+            ef.toolbar.logo = None
+            self.metric_fig[m] = ef
+        self.err_fig = self.metric_fig["error"]
         self.status = {s: pn.pane.HTML("", css_classes=[f"status-{s}"], margin=(0, 10)) for s in "ab"}
         self.alert = pn.pane.HTML("", visible=False, css_classes=["error-msg"], sizing_mode="stretch_width")
-        self.pane = {s: pn.pane.Bokeh(self.fig[s]) for s in "ab"}
-        self.img_pane = {s: pn.pane.Bokeh(self.img_fig[s], visible=False) for s in "ab"}
+        self.pane = {s: pn.pane.Bokeh(self.fig[s], sizing_mode="stretch_width") for s in "ab"}
+        self.img_pane = {s: pn.pane.Bokeh(self.img_fig[s], visible=False, sizing_mode="stretch_width") for s in "ab"}
+        # a Bokeh pane's own `visible` does not hide its figure: each sits in a Column that is shown or hidden
+        self._pane_box = {s: pn.Column(self.pane[s], sizing_mode="stretch_width", margin=0) for s in "ab"}
+        self._img_box = {s: pn.Column(self.img_pane[s], visible=False, sizing_mode="stretch_width", margin=0)
+                         for s in "ab"}
+        self.metric_pane = {m: pn.Column(pn.pane.Bokeh(f, sizing_mode="stretch_width"), sizing_mode="stretch_width",
+                                         margin=0, visible=m != "spectral_error") for m, f in self.metric_fig.items()}
+        if self.theme == "dark":
+            for f in [*self.fig.values(), *self.img_fig.values(), self.spec_fig, *self.metric_fig.values()]:
+                apply_dark(f)
 
     def _make_layout(self):
+        """Responsive: a header (title, Run/Stop, exports, link) over a sidebar of controls and the views; nothing
+        has a fixed width, so compare mode fits 1280 × 800 with both panels and the buttons visible."""
         w = self.w
+        header = pn.Row(
+            pn.pane.HTML("<b style='font-size:18px'>Interpolant Workbench</b>", margin=(12, 10, 5, 10)),
+            self.run_button, self.stop_button, self.png_download, self.json_download, self.share,
+            sizing_mode="stretch_width", css_classes=["wb-header"],
+        )
         side = pn.Column(
-            pn.pane.Markdown("## Interpolant Workbench"),
             w["data"], self.param_boxes["data"], w["interpolant"], self.param_boxes["interpolant"],
             w["schedule"], self.param_boxes["schedule"], w["solver"], self.traits, self.param_boxes["solver"],
             w["nfe"], self.hints["nfe"], w["eps"], self.hints["eps"], w["seed"], self.hints["seed"],
-            w["particles"], self.hints["particles"], pn.Row(w["t_start"], w["t_end"]), self.hints["t_start"],
-            self.hints["t_end"], w["compare"], self.b_box,
-            pn.Row(self.run_button, self.stop_button), self.png_download, self.json_download, self.share,
-            width=330,
+            w["particles"], self.hints["particles"], pn.Row(w["t_start"], w["t_end"], sizing_mode="stretch_width"),
+            self.hints["t_start"], self.hints["t_end"], w["compare"], self.b_box,
+            sizing_mode="stretch_width", min_width=220, max_width=SIDEBAR_MAX, css_classes=["wb-sidebar"],
         )
-        self.b_column = pn.Column(self.status["b"], self.pane["b"], self.img_pane["b"], visible=bool(w["compare"].value))
+        self.a_column = pn.Column(self.status["a"], self._pane_box["a"], self._img_box["a"],
+                                  sizing_mode="stretch_width", min_width=300, css_classes=["panel-a"])
+        self.b_column = pn.Column(self.status["b"], self._pane_box["b"], self._img_box["b"],
+                                  visible=bool(w["compare"].value), sizing_mode="stretch_width", min_width=300,
+                                  css_classes=["panel-b"])
         main = pn.Column(
             self.alert,
-            pn.Row(pn.Column(self.status["a"], self.pane["a"], self.img_pane["a"]), self.b_column),
-            pn.Row(pn.pane.Bokeh(self.spec_fig), pn.pane.Bokeh(self.err_fig)),
+            pn.Row(self.a_column, self.b_column, sizing_mode="stretch_width"),
+            pn.Row(pn.Column(pn.pane.Bokeh(self.spec_fig, sizing_mode="stretch_width"), sizing_mode="stretch_width",
+                             margin=0), *self.metric_pane.values(), sizing_mode="stretch_width"),
+            sizing_mode="stretch_width", min_width=620,
         )
-        return pn.Row(side, main)
+        return pn.Column(header, pn.Row(side, main, sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
     # ---------------------------------------------------------------------------------------------- running
     def request_run(self, delay: float = 0.0) -> None:
@@ -486,6 +556,8 @@ class Dashboard:
                     src.data = {"k": [], "E": []}
                 self.target_src.data = {"x": [], "y": []}
                 self._target_shown = _UNSET
+            if dataset_key(cfg) != getattr(self, "_hist_dataset", None):  # error plots: this data set's runs only
+                self._show_history(dataset_key(cfg), cfg.data)
             self._shown_data, self._shown_data_params = cfg.data, dict(cfg.data_params)
         self._refresh_alert()
 
@@ -542,8 +614,10 @@ class Dashboard:
                 self.spec_src[side].data = {"k": k, "E": e}
             self.redraws += 1
         if frame.get("is_field") is not None and self.img_pane[side].visible != bool(frame["is_field"]):
-            self.img_pane[side].visible = bool(frame["is_field"])
-            self.pane[side].visible = not frame["is_field"]
+            f = bool(frame["is_field"])
+            self.img_pane[side].visible = self._img_box[side].visible = f
+            self.pane[side].visible = self._pane_box[side].visible = not f
+            self.metric_pane["spectral_error"].visible = f
             self.spec_fig.title.text = ("energy spectrum of the fields (radial shells)" if frame["is_field"] else
                                         "energy spectrum of the particle density (radial shells)")
         if frame.get("images") is not None and (slow_due or final):
@@ -575,12 +649,41 @@ class Dashboard:
                 self._refresh_alert()
         if frame.get("state") == "done" and not self._recorded[side]:
             self._recorded[side] = True
-            value, metric = (frame["error"], "error") if frame.get("error") is not None else (frame.get("sw2"), "SW2")
-            if value is not None and value > 0:
-                row = {"nfe": frame["nfe"], "value": value, "metric": metric, "color": COLORS[side],
-                       "label": f"{side.upper()} {cfg.solver}/{cfg.schedule}/{cfg.interpolant}"}
-                self.history.append(row)
-                self.hist_src.stream({k: [v] for k, v in row.items()}, rollover=500)
+            self.record(side, frame, cfg)
+
+    def record(self, side: str, frame: Dict[str, Any], cfg: DashboardConfig) -> None:
+        """Add a finished run to the history: one point per metric it has (error vs the exact flow, SW2, spectral
+        error), each on its own axis, labelled by its series (side, solver, schedule, interpolant) and kept
+        with its data set (the plots show only the current data set's runs)."""
+        series = f"{side.upper()} {cfg.solver}/{cfg.schedule}/{cfg.interpolant}"
+        color = self._series_colors.setdefault(series, SERIES_COLORS[len(self._series_colors) % len(SERIES_COLORS)])
+        row = {"nfe": frame["nfe"], "side": side, "series": series, "color": color, "dataset": dataset_key(cfg),
+               "data": cfg.data, "label": f"{series} · {cfg.data}"}
+        for m in METRICS:
+            v = frame.get(m)
+            row[m] = float(v) if v is not None and math.isfinite(v) and v > 0 else None
+        if all(row[m] is None for m in METRICS):
+            return
+        row["value"], row["metric"] = ((row["error"], "error") if row["error"] is not None else (row["sw2"], "SW2"))
+        self.history.append(row)
+        if row["dataset"] == getattr(self, "_hist_dataset", None):
+            for m in METRICS:
+                if row[m] is not None:
+                    self.hist_src[m].stream({"nfe": [row["nfe"]], "value": [row[m]], "label": [row["label"]],
+                                             "color": [color], "series": [series]}, rollover=500)
+        else:
+            self._show_history(row["dataset"], cfg.data)
+
+    def _show_history(self, dataset: str, data: str) -> None:
+        """Fill the error-vs-NFE plots with the history of data set ``dataset`` only."""
+        self._hist_dataset = dataset
+        rows = [r for r in self.history if r["dataset"] == dataset][-500:]
+        for m, (title, _) in METRICS.items():
+            keep = [r for r in rows if r[m] is not None]
+            self.hist_src[m].data = {"nfe": [r["nfe"] for r in keep], "value": [r[m] for r in keep],
+                                     "label": [r["label"] for r in keep], "color": [r["color"] for r in keep],
+                                     "series": [r["series"] for r in keep]}
+            self.metric_fig[m].title.text = f"{title} · {data}"
 
     def close(self, *_: Any) -> None:
         """Stop the periodic callback and cancel runs (called when the session is destroyed)."""

@@ -10,6 +10,7 @@ URL form (all keys optional)::
 
     ?data=gmm2d&interpolant=sb&interpolant.a=0.5&schedule=edm&schedule.rho=7&solver=heun&nfe=20
      &eps=0&seed=0&particles=2000&t_start=0&t_end=1&compare=1&solver_b=euler&schedule_b=uniform&nfe_b=20
+     &theme=dark
 
 Server-side safety (a link is untrusted input, and so is every control):
 
@@ -58,6 +59,8 @@ PARTICLES_RANGE = (1, 10_000)
 SEED_RANGE = (0, 2**31 - 1)
 EPS_RANGE = (0.0, 5.0)
 T_RANGE = (0.0, 1.0)
+#: page themes (``?theme=dark`` also darkens the plots).
+THEMES = ("default", "dark")
 #: particles × numbers per sample may not exceed this (32 MB per float64 state).
 MAX_STATE_ELEMENTS = 2**22
 #: Limits on untrusted URL input.
@@ -124,6 +127,7 @@ class DashboardConfig:
     solver_b: str = "euler"
     schedule_b: str = "uniform"
     nfe_b: int = 20
+    theme: str = "default"
 
     def to_json(self) -> str:
         """The configuration as pretty JSON (the dashboard's 'config' export)."""
@@ -298,6 +302,7 @@ _SCALARS = {
     "compare": lambda s: convert_param(ParamSpec("compare", False, "bool"), s, "compare"),
     "solver_b": lambda s: SOLVERS.canonical(s),
     "schedule_b": lambda s: SCHEDULES.canonical(s),
+    "theme": lambda s: convert_param(ParamSpec("theme", "default", "choice", THEMES), s, "theme"),
 }
 
 
@@ -393,6 +398,8 @@ def config_to_query(cfg: DashboardConfig) -> Dict[str, str]:
     q.update(nfe=str(cfg.nfe), eps=repr(float(cfg.eps)), seed=str(cfg.seed), particles=str(cfg.particles))
     if (cfg.t_start, cfg.t_end) != (0.0, 1.0):
         q.update(t_start=repr(float(cfg.t_start)), t_end=repr(float(cfg.t_end)))
+    if cfg.theme != "default":
+        q["theme"] = cfg.theme
     if cfg.compare:
         q.update(compare="1", solver_b=cfg.solver_b, schedule_b=cfg.schedule_b, nfe_b=str(cfg.nfe_b))
     return q
