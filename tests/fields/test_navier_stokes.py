@@ -145,3 +145,116 @@ def test_batched_nonlinear_term_equals_the_term_by_term_form():
             ns.batch_fft_bytes = limit
             got = ns.nonlinear(wh)
             assert got.dtype == ref.dtype and float((got - ref).abs().max() / ref.abs().max()) < tol
+
+
+def _rk4_errors(dts, ref_dt, fast=True):
+    w0 = gaussian_random_field(2, 32, "matern", std=3.0, generator=torch.Generator().manual_seed(3))
+    out = []
+    ref = None
+    for dt in (ref_dt,) + tuple(dts):
+        ns = NavierStokes2D(n=32, nu=2e-3, drag=0.1, forcing_amplitude=1.0, dt=dt)
+        if not fast:
+            ns._fast = False
+        w = ns.simulate(w0, int(round(0.5 / dt)), record_every=int(round(0.5 / dt)))[:, -1]
+        if ref is None:
+            ref = w
+        else:
+            out.append(float((w - ref).norm() / ref.norm()))
+    return out
+
+
+def test_if_rk4_fast_path_is_fourth_order_in_dt():
+    # exact check: the time error of IF-RK4 falls 16x per halving of dt (against a 4x finer reference)
+    errors = _rk4_errors((0.05, 0.025, 0.0125), 0.05 / 16)
+    orders = [np.log2(a / b) for a, b in zip(errors, errors[1:])]
+    assert all(3.6 < p < 4.4 for p in orders), (errors, orders)
+    assert errors[-1] > 1e-12  # not at round-off
+
+
+def test_fast_step_equals_the_reference_step():
+    # the fast path (Hermitian full-plane extension, two complex inverse FFTs, real views, reused buffers) against
+    # the term-by-term IF-RK4 formula of step(), for both dtypes, several steps, a batch and a non-2π domain
+    for dtype, tol in (("float64", 1e-12), ("float32", 1e-5)):
+        kw = dict(n=24, nu=1e-3, drag=0.05, forcing_amplitude=1.0, length=3.0, dt=0.01, dtype=dtype)
+        fast, ref = NavierStokes2D(**kw), NavierStokes2D(**kw)
+        ref._fast = False
+        assert fast._fast
+        w0 = gaussian_random_field(3, 24, "matern", std=2.0, generator=torch.Generator().manual_seed(2), dtype=dtype)
+        wh = fast.to_hat(w0)
+        a, b = fast.simulate_hat(wh, 7), ref.simulate_hat(wh, 7)
+        assert a.dtype == b.dtype and float((a - b).abs().max() / b.abs().max()) < tol
+        assert torch.equal(fast.simulate_hat(wh, 7), a)  # reusing the work buffers changes nothing
+        one = fast.step(wh, {})
+        assert float((one - ref.step(wh, {})).abs().max() / one.abs().max()) < tol
+
+
+def test_mask_not_even_under_k_to_minus_k_takes_the_reference_path():
+    ns = NavierStokes2D(n=24, nu=1e-3, forcing_amplitude=1.0)
+    m = ns.mask.clone()
+    m[-8, 0] = 1.0  # keep k_y = -8 on the k_x = 0 column but not +8 (as jax-cfd's brick-wall filter does)
+    ns.set_mask(m)
+    assert not ns._fast
+    with pytest.raises(ConfigError, match="mask: must have shape"):
+        ns.set_mask(m[:, :-1])
+
+
+def test_compile_failure_falls_back_to_eager(monkeypatch):
+    ns = NavierStokes2D(n=16, nu=1e-3, forcing_amplitude=1.0)
+    w0 = gaussian_random_field(1, 16, "matern", std=2.0, generator=torch.Generator().manual_seed(0))
+    want = ns.simulate_hat(ns.to_hat(w0), 3)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed .*no compiler here.*staying eager"):
+        assert ns.enable_compile() is False
+    assert torch.equal(ns.simulate_hat(ns.to_hat(w0), 3), want)
+    cn = NavierStokes2D(n=16, integrator="cnab2")
+    with pytest.warns(RuntimeWarning, match="only the dealiased IF-RK4"):
+        assert cn.enable_compile() is False
+
+
+def test_rhs_matches_jax_cfd_when_installed():
+    jnp = pytest.importorskip("jax.numpy", reason="jax-cfd is a benchmark-only dependency (the bench extra)")
+    pytest.importorskip("jax_cfd", reason="jax-cfd is a benchmark-only dependency (the bench extra)")
+    import jax
+    from jax_cfd.base import forcings, grids
+    from jax_cfd.spectral import equations
+
+    jax.config.update("jax_enable_x64", True)
+    try:
+        n = 32
+        grid = grids.Grid((n, n), domain=((0, 2 * np.pi), (0, 2 * np.pi)))
+        forcing = lambda g: forcings.kolmogorov_forcing(g, scale=1.0, k=4, swap_xy=True,  # noqa: E731
+                                                        offsets=((0.0, 0.0), (0.0, 0.0)))
+        eq = equations.NavierStokes2D(viscosity=2e-3, grid=grid, drag=0.1, smooth=True, forcing_fn=forcing)
+        ns = NavierStokes2D(n=n, nu=2e-3, drag=0.1, forcing_amplitude=1.0)
+        eq.filter_ = jnp.asarray(ns.mask.numpy())
+        wh = ns.to_hat(gaussian_random_field(1, n, "matern", std=3.0, generator=torch.Generator().manual_seed(0)))
+        # jax-cfd indexes [x, y]: the same array is the mirror image x <-> y, whose vorticity is -w
+        theirs = -np.asarray(jax.jit(eq.explicit_terms)(jnp.asarray(-wh[0].numpy())))
+        ours = ns.nonlinear(wh)[0].numpy()
+        assert np.abs(ours - theirs).max() / np.abs(ours).max() < 1e-12
+    finally:
+        jax.config.update("jax_enable_x64", False)
+
+
+def test_decaying_config_is_time_converged():
+    # its documented dt: error against a dt/4 run at t = 1 is ~1.7e-5 (64²); the old dt = 0.01 had 4.2e-3
+    from workbench.data.navier_stokes import decaying_config
+
+    cfg = decaying_config(n_traj=1)
+    assert cfg.dt == 0.0025 and cfg.steps_per_frame() == 80
+    w0 = gaussian_random_field(1, cfg.n, "matern", nu=cfg.init_nu, length_scale=cfg.init_length_scale,
+                               std=cfg.init_std, generator=torch.Generator().manual_seed(cfg.seed))
+
+    def run(dt):
+        ns = NavierStokes2D(n=cfg.n, nu=cfg.nu, drag=cfg.drag, forcing_amplitude=cfg.forcing_amplitude, dt=dt)
+        return ns.simulate(w0, int(round(1.0 / dt)), record_every=int(round(1.0 / dt)))[:, -1]
+
+    ref = run(cfg.dt / 4)
+    err = float((run(cfg.dt) - ref).norm() / ref.norm())
+    old = float((run(0.01) - ref).norm() / ref.norm())
+    assert err < 1e-4, err
+    assert old > 1e-3 and old / err > 50, (old, err)  # the check tells the two time steps apart

@@ -53,7 +53,8 @@ def register(sub) -> None:
     m.add_argument("--frames", type=int, default=100)
     m.add_argument("--frame-dt", type=float, default=0.2)
     m.add_argument("--nu", type=float, default=None)
-    m.add_argument("--dt", type=float, default=0.01)
+    m.add_argument("--dt", type=float, default=None,
+                   help="time step (default: the flow's config, kolmogorov 0.01, decaying 0.0025)")
     m.add_argument("--integrator", choices=["rk4", "cnab2"], default="rk4")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--device", default="cpu")
@@ -129,10 +130,12 @@ def run_simulate(args) -> int:
 
     _threads(args.threads)
     make = kolmogorov_config if args.flow == "kolmogorov" else decaying_config
-    kw = dict(n_traj=args.n_traj, n=args.grid, frames=args.frames, frame_dt=args.frame_dt, dt=args.dt,
+    kw = dict(n_traj=args.n_traj, n=args.grid, frames=args.frames, frame_dt=args.frame_dt,
               integrator=args.integrator, seed=args.seed)
     if args.nu is not None:
         kw["nu"] = args.nu
+    if args.dt is not None:
+        kw["dt"] = args.dt
     cfg = make(**kw)
     if args.out:
         check_writable("--out", args.out)
