@@ -3,7 +3,6 @@ header in the HTML and in run.json."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 
 import nbformat
@@ -11,8 +10,8 @@ import pytest
 
 pytest.importorskip("latex2mathml", reason="the offline HTML export converts maths with latex2mathml")
 
-from workbench.reporting.html import markdown_math_to_mathml  # noqa: E402
-from workbench.reporting.report import run_report  # noqa: E402
+from workbench.reporting.html import (export_offline_html, git_commit, markdown_math_to_mathml,  # noqa: E402
+                                     notebook_sha256)
 
 MATH_ROWS = [
     ("inline", "the $L_2$ error", 1, ["<msub><mi>L</mi><mn>2</mn></msub>", 'display="inline"']),
@@ -34,25 +33,26 @@ def test_markdown_math_to_mathml(text, n, words):
         assert w in out, out
 
 
-def test_report_html_offline_with_provenance(tmp_path):
+def test_offline_html_with_provenance(tmp_path):
+    """The export of an executed notebook: no script from the network, maths as MathML, the run record on top."""
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("k: int = 3")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("The mean $L_2$ distance and $$\\lVert x\\rVert^2$$"), params,
-                nbformat.v4.new_code_cell("k2 = k * k")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell("The mean $L_2$ distance and $$\\lVert x\\rVert^2$$"),
+                nbformat.v4.new_code_cell("k2 = 16", outputs=[nbformat.v4.new_output("stream", text="16\n")])]
     path = tmp_path / "tiny.ipynb"
     nbformat.write(nb, str(path))
-    res = run_report(path, {"k": 4}, out_root=tmp_path / "reports")
-    assert res.ok
-    run = json.loads((tmp_path / "reports").glob("*/run.json").__next__().read_text())
-    assert run["notebook_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert "commit" in run["git"]  # a hex commit in a checkout, None with a reason elsewhere
-    assert run["git"]["commit"] is None or re.fullmatch(r"[0-9a-f]{40}", run["git"]["commit"])
-    html = open(res.html, encoding="utf-8").read()
-    assert not re.search(r"<script[^>]+src=\"https?:", html)  # nothing fetched from the network
-    assert "mathjax" not in html.lower() and "require.min.js" not in html
+    record = {"status": "failed", "error": "cell [3]: ValueError: boom", "notebook": str(path),
+              "notebook_sha256": notebook_sha256(path), "git": git_commit(),
+              "parameters": {"k": 4}, "effective_parameters": {"k": 4, "solver": "heun"},
+              "versions": {"torch": "2.13.0", "python": "3.11"}, "started": "2026-01-01T00:00:00", "seconds": 1.5}
+    out = export_offline_html(path, tmp_path / "tiny.html", record)
+    assert (out["math_converted"], out["math_left_as_tex"]) == (2, 0)
+    html = (tmp_path / "tiny.html").read_text(encoding="utf-8")
+    assert not re.search(r"<(script|link)[^>]+(src|href)=\"(https?:)?//", html)  # nothing fetched from the network
+    assert "mathjax" not in html.lower() and "require.min.js" not in html and "mermaid" not in html.lower()
     assert "$L_2$" not in html and html.count("<math ") == 2
     header = html[html.index('id="workbench-provenance"'):][:3000]
-    for words in ("<b>ok</b>", run["notebook_sha256"], "k=4</code> (given)", "torch", "git commit"):
+    assert html.index('id="workbench-provenance"') < html.index('class="jp-Cell jp-MarkdownCell')  # at the top of the page
+    for words in ("<b>failed</b>", "ValueError: boom", hashlib.sha256(path.read_bytes()).hexdigest(),
+                  "k=4</code> (given)", "solver=heun", "torch 2.13.0", "git commit"):
         assert words in header, words
+    assert record["git"].get("commit") is None or re.fullmatch(r"[0-9a-f]{40}", record["git"]["commit"])

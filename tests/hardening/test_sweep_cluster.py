@@ -1,12 +1,13 @@
 """A sweep on an external Dask cluster that loses its workers (issue 18, defect 3).
 
 One `dask scheduler` on 127.0.0.1 (dashboard on 127.0.0.1:0) and one worker without a nanny (so killing its
-process kills the worker). Three runs of a tiny notebook whose cell waits while a "hold" file exists:
+process kills the worker). Two runs of a tiny notebook whose cell waits while a "hold" file exists:
 
-1. run 0 finishes; run 1 is held; the only worker is SIGKILLed mid-run;
-2. a new worker joins: it runs run 1 (the unfinished one) and never reruns run 0 (run 0's folder is untouched);
-3. run 2 is held; the only worker is SIGKILLed again and none comes back: the sweep stops with one clear line
-   (what happened, what to do) within ``--worker-timeout`` seconds, run 2 is marked "lost", runs 0 and 1 kept.
+1. run 0 finishes; run 1 is held; a second worker joins and the first is SIGKILLed mid-run;
+2. the new worker restarts run 1 (the unfinished one) and never reruns run 0, whose result lived on the killed
+   worker (its folder is untouched);
+3. the new worker, now the only one, is SIGKILLed too and none comes back: the sweep stops with one clear line (what happened, what to
+   do) within ``--worker-timeout`` seconds; run 1 is marked "lost", run 0 kept.
 """
 from __future__ import annotations
 
@@ -120,9 +121,8 @@ def _wait(cond, what: str, timeout: float = 60.0) -> None:
 
 def test_sweep_loses_its_only_worker(tmp_path, cluster, capsys):
     nb = _notebook(tmp_path / "hold.ipynb")
-    hold1, hold2 = tmp_path / "hold1", tmp_path / "hold2"
-    hold1.touch()
-    hold2.touch()
+    hold = tmp_path / "hold1"
+    hold.touch()  # run 1 waits while this exists: it is mid-run whenever a worker is killed
     root = tmp_path / "reports"
     first = cluster.worker()
     cluster.wait_for_workers(1)
@@ -134,13 +134,13 @@ def test_sweep_loses_its_only_worker(tmp_path, cluster, capsys):
             _wait(lambda: _status(run_json(0)) == "ok" and _status(run_json(1)) == "running", "run 0 done, 1 running")
             time.sleep(0.5)  # run 1's kernel is inside its held cell
             events["run0"] = run_json(0).read_bytes()
-            first.kill()  # SIGKILL: the only worker is gone mid-run
+            events["run1-first"] = run_json(1).read_bytes()
+            cluster.worker()  # a second worker joins (started first: a slow start must not race the timeout)
+            cluster.wait_for_workers(2)
+            first.kill()  # SIGKILL mid-run: the new worker must take run 1 again, and only run 1
             first.wait(10)
-            cluster.worker()  # a worker rejoins
-            hold1.unlink()
-            _wait(lambda: _status(run_json(1)) == "ok" and _status(run_json(2)) == "running", "run 1 on the new worker")
-            time.sleep(1.0)
-            events["run1"] = run_json(1).read_bytes()
+            _wait(lambda: run_json(1).read_bytes() != events["run1-first"], "run 1 restarted on the new worker")
+            time.sleep(0.5)
             cluster.procs[-1].kill()  # the only worker again; nobody comes back
             events["killed"] = time.monotonic()
         except BaseException as exc:  # noqa: BLE001 - reported by the test
@@ -150,7 +150,7 @@ def test_sweep_loses_its_only_worker(tmp_path, cluster, capsys):
 
     t = threading.Thread(target=choreography, daemon=True)
     t.start()
-    rc = main(["sweep", str(nb), "-g", "hold", "none", str(hold1), str(hold2), "--no-html", "--no-progress",
+    rc = main(["sweep", str(nb), "-g", "hold", "none", str(hold), "--no-html", "--no-progress",
                "--scheduler", cluster.address, "--worker-timeout", str(WORKER_TIMEOUT), "--out-root", str(root)])
     ended = time.monotonic()
     t.join(5)
@@ -158,13 +158,31 @@ def test_sweep_loses_its_only_worker(tmp_path, cluster, capsys):
     assert "error" not in events, events.get("error")
     assert rc == 2, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
-    for words in ("no worker for 3 s", "last worker was lost", f"dask worker {cluster.address}", "2/3 runs finished"):
+    for words in ("no worker for 3 s", "last worker was lost", f"dask worker {cluster.address}", "1/2 runs finished"):
         assert words in err, err
     assert ended - events["killed"] < WORKER_TIMEOUT + 5  # the message came within the timeout (plus polling)
     (sweep_dir,) = root.iterdir()
     summary = json.loads((sweep_dir / "summary.json").read_text())
     assert summary["info"]["status"] == "lost" and "no worker" in summary["info"]["error"]
-    assert [r["status"] for r in summary["rows"]] == ["ok", "ok", "lost"]
-    run0, run1 = (next(sweep_dir.glob(f"run-{i:03d}-*/run.json")) for i in (0, 1))
+    assert [r["status"] for r in summary["rows"]] == ["ok", "lost"]
+    run0 = next(sweep_dir.glob("run-000-*/run.json"))
     assert run0.read_bytes() == events["run0"]  # the rejoining worker did not rerun or rewrite run 0
-    assert run1.read_bytes() == events["run1"]
+
+
+def test_a_finished_point_is_answered_from_its_run_json(tmp_path):
+    """A task resubmitted for a point already finished (ok or failed) returns its record, runs nothing and leaves
+    the folder as it was; a "running" record (a run cut short by a lost worker) is run again."""
+    from workbench.reporting.sweep import _finished_record, _sweep_job
+
+    out = tmp_path / "run-000"
+    out.mkdir()
+    rec = {"status": "ok", "parameters": {"hold": "none"}, "effective_parameters": {"hold": "none"},
+           "results": {"x": 1.5}, "error": None, "seconds": 2.0, "executed_notebook": str(out / "nb.ipynb")}
+    (out / "run.json").write_text(json.dumps(rec))
+    before = (out / "run.json").read_bytes()
+    got = _sweep_job(str(tmp_path / "no-such.ipynb"), {"hold": "none"}, str(out), False, None, None)
+    assert got["reused"] and got["status"] == "ok" and got["results"] == {"x": 1.5}
+    assert (out / "run.json").read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["run.json"]
+    assert _finished_record(str(out), {"hold": "other"}) is None  # other parameters: not this point
+    (out / "run.json").write_text(json.dumps({**rec, "status": "running"}))
+    assert _finished_record(str(out), {"hold": "none"}) is None

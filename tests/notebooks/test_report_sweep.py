@@ -5,6 +5,7 @@ one schedule per run, NFE 4 and 8, 64 (or 32) particles. The recorded errors mus
 ``Experiment(...).run().error`` — the same quantity through the library's front door — to 1e-9.
 """
 import functools
+import hashlib
 import json
 import os
 import re
@@ -56,12 +57,16 @@ def test_report_runs_validates_and_records(tmp_path, capsys):
     assert run["parameters"] == {"solvers": ["heun"], "schedules": ["uniform"], "nfe_list": [4, 8], "n_samples": 64}
     assert run["effective_parameters"]["interpolant"] == "linear" and run["effective_parameters"]["seed"] == 0
     assert {"python", "torch", "papermill", "nbconvert", "interpolant-workbench"} <= set(run["versions"])
+    assert run["notebook_sha256"] == hashlib.sha256(NB02.read_bytes()).hexdigest() and "commit" in run["git"]
     results = json.loads((folder / "results.json").read_text())
     assert set(results) >= {"error_nfe4", "error_nfe8", "order"}
     assert _close(results["error_nfe4"], direct_error("heun", 4, 64))
     assert _close(results["error_nfe8"], direct_error("heun", 8, 64))
     assert "injected-parameters" in (folder / "02_solver_shootout.ipynb").read_text()
-    assert "<html" in (folder / "02_solver_shootout.html").read_text()[:2000].lower()
+    html = (folder / "02_solver_shootout.html").read_text()
+    assert "<html" in html[:2000].lower()
+    assert 'id="workbench-provenance"' in html and "<b>ok</b>" in html and run["notebook_sha256"] in html
+    assert "<math " in html and "mathjax" not in html.lower()  # maths readable offline
 
 
 @pytest.mark.parametrize("args, field", [
