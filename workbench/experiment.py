@@ -262,6 +262,19 @@ class Experiment:
                                 lbfgs_steps=lbfgs_steps, progress=progress)
         return replace(self, solver="nonstationary", solver_params={"coefficients": fit.coefficients}), fit
 
+    def search_solver(self, n_pilot: int = 512, progress: bool = False, **search: Any):
+        """Search a per-step solver with this experiment's NFE by a pilot run (USF / S³,
+        :class:`~workbench.fitting.usf.USFSearch`; ``search``: its parameters). Pilot states and reference as in
+        :meth:`fit_schedule`. Returns a copy of the experiment running the searched solver (its exact
+        non-stationary form, ``solver="nonstationary"``) and the :class:`~workbench.fitting.usf.USFFit`."""
+        from .fitting.saved import apply_fit
+        from .fitting.usf import FITS
+
+        field_, xp, ref = self._pilot(n_pilot)
+        fit = FITS.get("usf", **search).fit(field_, xp, self.nfe, self.t_start, self.t_end, reference=ref,
+                                            progress=progress)
+        return apply_fit(self, fit), fit
+
     # ---- running ----------------------------------------------------------------------------------
     def ready_solver(self, n_pilot: int = 256) -> Solver:
         """The configured solver, with the statistics it needs estimated once from a pilot run when it

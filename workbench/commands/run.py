@@ -125,6 +125,17 @@ def register(sub) -> None:
                    help="then fit a non-stationary solver with the same NFE to the model by a pilot run on N_PILOT "
                         "separate start states, starting from --solver on the (fitted) grid "
                         "(workbench.solvers.learned.fit_nonstationary); 0 = off")
+    p.add_argument("--search-solver", type=int, default=0, metavar="N_PILOT",
+                   help="search a per-step solver (time points, data/noise prediction, order, corrector, B(h)) with "
+                        "the same NFE by a pilot run on N_PILOT separate start states (USF / S3, "
+                        "workbench.fitting.usf); the run uses its exact non-stationary form; 0 = off")
+    p.add_argument("--search-param", action="append", metavar="KEY=VALUE", default=[],
+                   help="a parameter of the search (population, generations, children, survivors, subset, schedules, "
+                        "refine_evals, seed, max_seconds)")
+    p.add_argument("--save-fit", default=None, metavar="FILE",
+                   help="write the fits applied to this run (loaded and new, in order) as JSON to FILE")
+    p.add_argument("--load-fit", default=None, metavar="FILE",
+                   help="apply the fits saved by --save-fit in FILE (same --nfe/--t-start/--t-end) before fitting")
     p.set_defaults(func=run)
 
 
@@ -142,18 +153,44 @@ def run(args) -> int:
         check_writable("--out", args.out)
     if args.json_out:
         check_writable("--json", args.json_out)
+    if args.save_fit:
+        check_writable("--save-fit", args.save_fit)
+    fits = []
+    if args.load_fit:
+        from ..fitting.saved import apply_fit, load_fits
+
+        for fit in load_fits(args.load_fit):
+            exp = apply_fit(exp, fit)
+            fits.append(fit)
+            print(f"loaded {fit.what} fit from {args.load_fit}: pilot L2 {fit.init_loss:.4g} -> {fit.loss:.4g}")
     if args.fit_schedule:
         exp, fit = exp.fit_schedule(n_pilot=args.fit_schedule, progress=args.progress)
+        fits.append(fit)
         print(f"fitted grid ({fit.evals} pilot runs, {fit.pilot_nfe} pilot NFE, {fit.seconds:.1f} s): pilot L2 "
               f"{fit.init_loss:.4g} -> {fit.loss:.4g}, held-out {fit.init_holdout_loss:.4g} -> {fit.holdout_loss:.4g}"
               f"{'' if fit.improved else ' (no gain: starting grid kept)'}")
         print("times: " + ", ".join(f"{t:.6g}" for t in fit.times))
+    if args.search_solver:
+        exp, sfit = exp.search_solver(n_pilot=args.search_solver, progress=args.progress,
+                                         **parse_kv(args.search_param, "search_params"))
+        fits.append(sfit)
+        print(f"searched solver ({sfit.iterations} candidates, {sfit.pilot_nfe} pilot NFE, {sfit.seconds:.1f} s): "
+              f"pilot L2 {sfit.init_loss:.4g} ({sfit.params['plain']}) -> {sfit.loss:.4g}, held-out "
+              f"{sfit.init_holdout_loss:.4g} -> {sfit.holdout_loss:.4g}"
+              f"{'' if sfit.improved else ' (no gain: best plain solver kept)'}")
+        print("steps: " + sfit.params["describe"])
     if args.fit_solver:
         exp, nsfit = exp.fit_solver(n_pilot=args.fit_solver, progress=args.progress)
+        fits.append(nsfit)
         print(f"fitted non-stationary solver ({nsfit.iterations} iterations, {nsfit.pilot_nfe} pilot NFE, "
               f"{nsfit.seconds:.1f} s): pilot L2 {nsfit.init_loss:.4g} -> {nsfit.loss:.4g}, held-out "
               f"{nsfit.init_holdout_loss:.4g} -> {nsfit.holdout_loss:.4g}"
               f"{'' if nsfit.improved else ' (no gain: starting solver kept)'}")
+    if args.save_fit:
+        from ..fitting.saved import save_fits
+
+        save_fits(args.save_fit, fits)
+        print(f"fits: {args.save_fit} ({len(fits)})")
     result = exp.run(progress=args.progress)
     s = result.summary()
     print(f"interpolant={s['interpolant']} schedule={s['schedule']} solver={s['solver']} "
