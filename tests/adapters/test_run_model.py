@@ -134,3 +134,24 @@ def test_bad_folders_give_one_line_errors(pipe, unet, tmp_path, capsys):
     assert rc == 2 and "--interpolant" in err
     with pytest.raises(ConfigError, match="interpolation"):
         load_model(pipe, interpolation="quadratic")
+
+
+def test_the_readme_example_runs(tmp_path):
+    """README's "sample your own diffusers model with a better solver": five lines, run on a local pipeline folder."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    head = text.index("Sample your own diffusers model with a better solver")
+    block = text[text.index("```python\n", head) + 10:text.index("```\n", text.index("```python\n", head) + 10)]
+    assert len(block.strip().splitlines()) == 5, block
+    torch.manual_seed(0)
+    net = diffusers.UNet2DModel(sample_size=32, in_channels=3, out_channels=3, layers_per_block=1,
+                                block_out_channels=(8,), down_block_types=("DownBlock2D",),
+                                up_block_types=("UpBlock2D",), norm_num_groups=4, add_attention=False)
+    diffusers.DDPMPipeline(unet=net, scheduler=scheduler()).save_pretrained(str(tmp_path / "my_ddpm"))
+    assert '"my_ddpm"' in block
+    scope = {}
+    exec(block.replace('"my_ddpm"', repr(str(tmp_path / "my_ddpm"))), scope)
+    res = scope["res"]
+    assert res.nfe == 8 and res.samples.shape == (4, 3, 32, 32)
+    assert res.error is not None and 0 < res.error < float("inf") and res.reference is not None
