@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 import panel as pn
+from panel.io.document import hold
 from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.plotting import figure
 
@@ -36,8 +37,18 @@ from widgets.state import (EPS_RANGE, FAMILIES, NFE_RANGE, PARTICLES_RANGE, SEED
                            parse_query, solver_traits)
 
 COLORS = {"a": "#d62728", "b": "#1f77b4"}
-#: ms between redraw checks (upper bound on the redraw rate: 20 frames/s).
-PERIOD_MS = 50
+#: ms between redraw checks while something runs. Frames are also pushed as soon as the browser reports it has
+#: painted the previous one (see ACK_JS), so this mostly bounds the latency of the first frame and of timeouts.
+PERIOD_MS = 25
+#: a pushed particle frame is "in flight" until the browser acknowledges that it painted it; the next frame of that
+#: side waits for the acknowledgement (latest-wins: frames produced meanwhile are skipped), or at most this long.
+ACK_TIMEOUT_S = 0.5
+#: Runs in the browser on every change of a particle source: after the next paint (requestAnimationFrame, then a
+#: task) it bumps ``ack.tags[i]``, which Bokeh syncs back to the server (:meth:`Dashboard._on_ack`).
+ACK_JS = """
+const n = (cb_obj._wb_n || 0) + 1; cb_obj._wb_n = n;
+requestAnimationFrame(() => setTimeout(() => { const t = ack.tags.slice(); t[i] = n; ack.tags = t; }, 0));
+"""
 #: seconds a control must be quiet before a new run starts (the running one is cancelled at once).
 DEBOUNCE_S = 0.2
 #: seconds between spectrum/status updates while a run streams (particles and paths go every frame).
@@ -51,9 +62,9 @@ SMALL_HEIGHT = 290
 SIDEBAR_MAX = 290
 #: metric key → (title, y label) of the error-vs-NFE plots: one axis per metric, rows of the current data set.
 METRICS = {
-    "error": ("error vs NFE: mean L2 to the exact flow (ODE solvers)", "mean L2 error vs exact flow"),
-    "sw2": ("error vs NFE: sliced W2 to exact target samples", "SW2 to target"),
-    "spectral_error": ("error vs NFE: relative spectral error (fields)", "spectral error"),
+    "error": ("L2 error vs exact flow", "mean L2 error vs exact flow (ODE)"),
+    "sw2": ("SW2 to exact samples", "sliced W2 to exact target samples"),
+    "spectral_error": ("spectral error", "relative spectral error (fields)"),
 }
 #: colours of the series (solver/schedule/interpolant/side) in the error plots.
 SERIES_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -110,6 +121,17 @@ def _image_tiles(images: Dict[str, Any], target: Optional[np.ndarray]) -> Dict[s
             out["dh"].append(1.0)
             out["label"].append(f"{label}, sample {r}")
     return out
+
+
+def _EMPTY_SEGMENTS() -> Dict[str, np.ndarray]:
+    return {k: np.zeros(0, dtype=np.float32) for k in ("x0", "y0", "x1", "y1")}
+
+
+def _segments(paths: np.ndarray) -> Dict[str, np.ndarray]:
+    """``(T, P, 2)`` paths as the ``(T-1)·P`` segments between consecutive steps (float32 columns)."""
+    a = np.ascontiguousarray(paths[:-1], dtype=np.float32).reshape(-1, 2)
+    b = np.ascontiguousarray(paths[1:], dtype=np.float32).reshape(-1, 2)
+    return {"x0": a[:, 0].copy(), "y0": a[:, 1].copy(), "x1": b[:, 0].copy(), "y1": b[:, 1].copy()}
 
 
 def _nan_separated(paths: np.ndarray) -> Dict[str, np.ndarray]:
@@ -193,6 +215,12 @@ class Dashboard:
         self._building = True
         self.history: List[Dict[str, Any]] = []
         self.redraws = 0
+        self._path_len: Dict[str, int] = {"a": 0, "b": 0}
+        #: backpressure (a browser acknowledges painted frames) only with a live page; unit tests draw every tick
+        self._backpressure = periodic
+        self._awaiting: Dict[str, bool] = {"a": False, "b": False}
+        self._pushed_at: Dict[str, float] = {"a": 0.0, "b": 0.0}
+        self.acks = 0
         self._series_colors: Dict[str, str] = {}
         self.theme = cfg.theme if cfg.theme != "default" else _page_theme()
         self._make_controls(cfg)
@@ -382,7 +410,7 @@ class Dashboard:
                      title=f"{side.upper()}: particles and paths", x_range=(-4, 4), y_range=(-4, 4),
                      x_axis_label="x[0] (first coordinate)", y_axis_label="x[1] (second coordinate)")
         fig.scatter("x", "y", source=self.target_src, size=2, color="#bbbbbb", alpha=0.5, legend_label="exact target")
-        fig.line("x", "y", source=self.path_src[side], color=COLORS[side], alpha=0.35, line_width=1)
+        fig.segment("x0", "y0", "x1", "y1", source=self.path_src[side], color=COLORS[side], alpha=0.35, line_width=1)
         pts = fig.scatter("x", "y", source=self.point_src[side], size=2.5, color=COLORS[side], alpha=0.6,
                           legend_label="particles")
         fig.add_tools(HoverTool(renderers=[pts], tooltips=[("x[0]", "@x{0.000}"), ("x[1]", "@y{0.000}")]))
@@ -415,7 +443,14 @@ class Dashboard:
         empty_pts = {"x": np.zeros(0), "y": np.zeros(0)}
         self.target_src = ColumnDataSource(dict(empty_pts))
         self.point_src = {s: ColumnDataSource(dict(empty_pts), name=f"points_{s}") for s in "ab"}
-        self.path_src = {s: ColumnDataSource({"x": np.zeros(0), "y": np.zeros(0)}) for s in "ab"}
+        #: paths as segments between consecutive steps: a frame streams only the new steps' segments
+        self.path_src = {s: ColumnDataSource(_EMPTY_SEGMENTS()) for s in "ab"}
+        from bokeh.models import CustomJS
+
+        self.ack_src = ColumnDataSource({"n": []}, name="wb_ack", tags=[0, 0])
+        for i, s in enumerate("ab"):
+            self.point_src[s].js_on_change("data", CustomJS(args={"ack": self.ack_src, "i": i}, code=ACK_JS))
+        self.ack_src.on_change("tags", self._on_ack)
         self.spec_src = {s: ColumnDataSource({"k": [], "E": []}) for s in ("a", "b", "target")}
         #: one source per metric of the error-vs-NFE plots (rows of the current data set only; see _show_history)
         self.hist_src = {m: ColumnDataSource({"nfe": [], "value": [], "label": [], "color": [], "series": []},
@@ -424,7 +459,7 @@ class Dashboard:
         from bokeh.models import Range1d
 
         sf = figure(height=SMALL_HEIGHT, sizing_mode="stretch_width", x_axis_type="log", y_axis_type="log",
-                    tools="pan,wheel_zoom,reset,save", title="energy spectrum of the particle density (radial shells)",
+                    tools="pan,wheel_zoom,reset,save", title="spectrum of the particle density",
                     x_axis_label="k", y_axis_label="E(k)", y_range=Range1d(1e-8, 1.0))
         sf.line("k", "E", source=self.spec_src["target"], color="#777777", line_dash="dashed", legend_label="exact")
         for s in "ab":
@@ -448,13 +483,16 @@ class Dashboard:
         self.err_fig = self.metric_fig["error"]
         self.status = {s: pn.pane.HTML("", css_classes=[f"status-{s}"], margin=(0, 10)) for s in "ab"}
         self.alert = pn.pane.HTML("", visible=False, css_classes=["error-msg"], sizing_mode="stretch_width")
-        self.pane = {s: pn.pane.Bokeh(self.fig[s], sizing_mode="stretch_width") for s in "ab"}
-        self.img_pane = {s: pn.pane.Bokeh(self.img_fig[s], visible=False, sizing_mode="stretch_width") for s in "ab"}
+        #: every Bokeh pane: responsive, and in the dark theme Bokeh's dark_minimal (Panel applies a pane's theme to
+        #: its figure when it renders it, over the figure's own themed values)
+        self._bk = {"sizing_mode": "stretch_width", **({"theme": "dark_minimal"} if self.theme == "dark" else {})}
+        self.pane = {s: pn.pane.Bokeh(self.fig[s], **self._bk) for s in "ab"}
+        self.img_pane = {s: pn.pane.Bokeh(self.img_fig[s], visible=False, **self._bk) for s in "ab"}
         # a Bokeh pane's own `visible` does not hide its figure: each sits in a Column that is shown or hidden
         self._pane_box = {s: pn.Column(self.pane[s], sizing_mode="stretch_width", margin=0) for s in "ab"}
         self._img_box = {s: pn.Column(self.img_pane[s], visible=False, sizing_mode="stretch_width", margin=0)
                          for s in "ab"}
-        self.metric_pane = {m: pn.Column(pn.pane.Bokeh(f, sizing_mode="stretch_width"), sizing_mode="stretch_width",
+        self.metric_pane = {m: pn.Column(pn.pane.Bokeh(f, **self._bk), sizing_mode="stretch_width",
                                          margin=0, visible=m != "spectral_error") for m, f in self.metric_fig.items()}
         if self.theme == "dark":
             for f in [*self.fig.values(), *self.img_fig.values(), self.spec_fig, *self.metric_fig.values()]:
@@ -485,7 +523,7 @@ class Dashboard:
         main = pn.Column(
             self.alert,
             pn.Row(self.a_column, self.b_column, sizing_mode="stretch_width"),
-            pn.Row(pn.Column(pn.pane.Bokeh(self.spec_fig, sizing_mode="stretch_width"), sizing_mode="stretch_width",
+            pn.Row(pn.Column(pn.pane.Bokeh(self.spec_fig, **self._bk), sizing_mode="stretch_width",
                              margin=0), *self.metric_pane.values(), sizing_mode="stretch_width"),
             sizing_mode="stretch_width", min_width=620,
         )
@@ -546,11 +584,13 @@ class Dashboard:
                 if run is not None:
                     self._recorded[s] = False
                     self._seen[s] = -1
+                    self._path_len[s] = 0
             if cfg.data != getattr(self, "_shown_data", cfg.data) or cfg.data_params != getattr(
                     self, "_shown_data_params", cfg.data_params):  # another data set: no stale plots
                 for s in "ab":
                     self.point_src[s].data = {"x": np.zeros(0), "y": np.zeros(0)}
-                    self.path_src[s].data = {"x": np.zeros(0), "y": np.zeros(0)}
+                    self.path_src[s].data = _EMPTY_SEGMENTS()
+                    self._path_len[s] = 0
                     self.img_src[s].data = {k: [] for k in self.img_src[s].data}
                 for src in self.spec_src.values():
                     src.data = {"k": [], "E": []}
@@ -579,20 +619,48 @@ class Dashboard:
     def tick(self) -> None:
         """The periodic callback: start a pending run, copy the newest frames into the plots, and rest (stop
         the callback) once everything is idle."""
-        if self._pending is not None and time.monotonic() >= self._pending:
-            self._pending = None
-            self.start_runs()
-        for s in "ab":
-            run = self.runs.get(s)
-            if run is None:
-                continue
-            version, frame = run.latest()
-            if version == self._seen[s]:
-                continue
-            self._seen[s] = version
-            self.draw(s, run, frame)
+        with hold(self.ack_src.document):  # one websocket message per tick, not one per changed property
+            if self._pending is not None and time.monotonic() >= self._pending:
+                self._pending = None
+                self.start_runs()
+            for s in "ab":
+                self._draw_latest(s)
         if self.idle and self._callback is not None and self._callback.running:
             self._callback.stop()
+
+    def _draw_latest(self, s: str) -> None:
+        """Draw side ``s``'s newest frame unless it is already shown or the previous one is still in flight (not
+        yet painted by the browser, and pushed less than :data:`ACK_TIMEOUT_S` ago)."""
+        run = self.runs.get(s)
+        if run is None or self.closed:
+            return
+        version, frame = run.latest()
+        if version == self._seen[s]:
+            return
+        if self._awaiting[s] and time.monotonic() - self._pushed_at[s] < ACK_TIMEOUT_S:
+            return
+        self._seen[s] = version
+        self.draw(s, run, frame)
+
+    def _on_ack(self, attr: str, old: Any, new: Any) -> None:
+        """The browser painted a particle frame (``ack.tags[i]`` changed): push that side's newest frame now."""
+        self.acks += 1
+        old = list(old or [])
+        with hold(self.ack_src.document):
+            for i, s in enumerate("ab"):
+                if i < len(new) and (i >= len(old) or new[i] != old[i]):
+                    self._awaiting[s] = False
+                    self._draw_latest(s)
+
+    def _draw_paths(self, side: str, paths: np.ndarray) -> None:
+        """Paths ``(T, P, 2)`` as segments: the first frame of a run sets them, later ones stream the new steps."""
+        T = paths.shape[0]
+        drawn = self._path_len[side]
+        if drawn == 0 or drawn > T:
+            self.path_src[side].data = _segments(paths)
+        elif T > drawn:
+            self.path_src[side].stream(_segments(paths[drawn - 1:]))
+        self._path_len[side] = T
 
     def draw(self, side: str, run: LiveRun, frame: Dict[str, Any]) -> None:
         """Push one frame of ``side`` into its sources (runs on the server's event loop; cheap).
@@ -607,8 +675,9 @@ class Dashboard:
         slow_due = final or now - self._slow_at.get(side, 0.0) >= SLOW_PERIOD_S or state != self._last_state.get(side)
         xy = frame.get("xy")
         if xy is not None:
-            self.point_src[side].data = {"x": xy[:, 0], "y": xy[:, 1]}
-            self.path_src[side].data = _nan_separated(frame["paths"])
+            self.point_src[side].data = {"x": np.ascontiguousarray(xy[:, 0]), "y": np.ascontiguousarray(xy[:, 1])}
+            self._draw_paths(side, frame["paths"])
+            self._awaiting[side], self._pushed_at[side] = self._backpressure, now
             if slow_due:
                 k, e = frame["spectrum"]
                 self.spec_src[side].data = {"k": k, "E": e}
@@ -618,8 +687,8 @@ class Dashboard:
             self.img_pane[side].visible = self._img_box[side].visible = f
             self.pane[side].visible = self._pane_box[side].visible = not f
             self.metric_pane["spectral_error"].visible = f
-            self.spec_fig.title.text = ("energy spectrum of the fields (radial shells)" if frame["is_field"] else
-                                        "energy spectrum of the particle density (radial shells)")
+            self.spec_fig.title.text = ("energy spectrum of the fields" if frame["is_field"] else
+                                        "spectrum of the particle density")
         if frame.get("images") is not None and (slow_due or final):
             self.img_src[side].data = _image_tiles(frame["images"], frame.get("target_images"))
         if "target_xy" in frame and frame["target_xy"] is not getattr(self, "_target_shown", _UNSET):
@@ -736,6 +805,29 @@ def notebook_app(**query: Any):
     return create_app({k: str(v) for k, v in query.items()})
 
 
+def dark_bokeh_theme():
+    """Panel's own dark Bokeh theme (dark_minimal with Panel's dark plot colours), else Bokeh's dark_minimal."""
+    try:
+        from panel.theme.base import DarkTheme
+
+        return DarkTheme.param.bokeh_theme.default
+    except Exception:  # pragma: no cover - other Panel versions
+        from bokeh.themes import built_in_themes
+
+        return built_in_themes["dark_minimal"]
+
+
+def apply_document_theme(layout, doc=None) -> None:
+    """Give the session's document the dark Bokeh theme when the dashboard is dark. Panel sets the document's
+    theme when it renders a servable and that resets every model's themed values, so this runs after
+    ``.servable()`` (before the document is sent to the browser)."""
+    doc = doc or pn.state.curdoc
+    if doc is not None and getattr(layout, "dashboard", None) is not None and layout.dashboard.theme == "dark":
+        doc.theme = dark_bokeh_theme()
+
+
 if __name__.startswith("bokeh"):  # `panel serve widgets/app.py`
     pn.extension(notifications=False)
-    create_app().servable(title="Interpolant Workbench")
+    _app = create_app()
+    _app.servable(title="Interpolant Workbench")
+    apply_document_theme(_app)
