@@ -498,3 +498,24 @@ def test_nbval_sanitizer_loads_every_section_and_spares_figure_sizes():
     assert sanitize("<object at 0x7f3a2b10>") == sanitize("<object at 0x55d0c0de>")
     warn = "[IPKernelApp] WARNING | Kernel is running over TCP without encryption. Use IPC.\n"
     assert sanitize(warn + "result 1") == "KERNEL-TCP-WARNINGresult 1"
+
+
+def test_cached_generator_with_nan_weights_is_retrained(tmp_path):
+    """A vorticity generator cache holding a NaN weight is never used: a warning names the file, the model is
+    retrained, and the fresh weights (written back atomically) are finite."""
+    from workbench.fields import problem as fp
+
+    prob = fp.VorticityProblem(grid=16, iterations=1, width=4, modes=2, layers=1, sim_grid=16, warmup=0.5,
+                               cache_dir=str(tmp_path))
+    prob._snapshots = torch.randn(16, 16, 16, generator=torch.Generator().manual_seed(0))  # no solver run needed
+    prob.generator()
+    (path,) = [p for p in tmp_path.iterdir() if p.name.startswith("vorticity_gen_")]
+    state = torch.load(path, weights_only=True)
+    name = next(iter(state["model"]))
+    state["model"][name].view(-1)[0] = float("nan")
+    torch.save(state, path)
+    fp._MODELS.clear()  # forget the in-memory copy: the next call reads the file
+    with pytest.warns(RuntimeWarning, match=rf"{re.escape(str(path))} is unusable .*non-finite weights"):
+        gen = prob.generator()
+    assert all(torch.isfinite(p).all() for p in gen.parameters())
+    assert all(torch.isfinite(v).all() for v in torch.load(path, weights_only=True)["model"].values())

@@ -6,6 +6,7 @@ import hashlib
 import re
 
 import nbformat
+import torch
 import pytest
 
 pytest.importorskip("latex2mathml", reason="the offline HTML export converts maths with latex2mathml")
@@ -56,3 +57,29 @@ def test_offline_html_with_provenance(tmp_path):
                   "k=4</code> (given)", "solver=heun", "torch 2.13.0", "git commit"):
         assert words in header, words
     assert record["git"].get("commit") is None or re.fullmatch(r"[0-9a-f]{40}", record["git"]["commit"])
+
+
+def test_log_range_keeps_the_top_decades():
+    """A spectrum 1 … 1e-16 (a round-off tail) gets [1e-8/2, 3]; one within 8 decades keeps its minimum/2."""
+    from workbench.plotting import log_range
+
+    assert log_range([torch.tensor([1.0, 1e-3, 1e-16])]) == pytest.approx((0.5e-8, 3.0))
+    assert log_range([torch.tensor([2.0, 1e-3]), torch.tensor([4.0, float("nan")])]) == pytest.approx((0.5e-3, 12.0))
+    assert log_range([torch.tensor([0.0, -1.0])]) == (1e-8, 1.0)
+
+
+def test_compare_points_draws_exact_rings_over_solver_dots():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from workbench.plotting import compare_points
+
+    fig, ax = plt.subplots()
+    exact = torch.zeros(5, 2)
+    compare_points(ax, exact, exact + 0.01, label="heun")
+    dots, rings = ax.collections
+    assert dots.get_label() == "heun" and rings.get_label() == "exact" and rings.get_zorder() > dots.get_zorder()
+    assert rings.get_facecolor().size == 0 or rings.get_facecolor()[0][3] == 0  # hollow: the dot shows through
+    plt.close(fig)
