@@ -97,10 +97,10 @@ class Dopri5(Solver):
                 x, f, pred_at = x5, ks[-1], pred
                 pred = next_pred
                 t_prev, t = t, (t1 if t_next >= t1 else t_next)
-                yield Step(i, t_prev, t, x, field.nfe, pred_at, True, 5)
+                yield Step(i, t_prev, t, x, field.nfe, pred_at, True, 5, err)
                 i += 1
             else:
-                yield Step(i, t, t_next, x, field.nfe, None, False, 5)
+                yield Step(i, t, t_next, x, field.nfe, None, False, 5, err)
                 if h < 1e-14:
                     raise ConfigError("solver", f"dopri5 step size underflow at t={t:.6g}; the field may be non-finite")
             factor = 10.0 if err == 0.0 else min(10.0, max(0.2, 0.9 * err ** -0.2))
