@@ -12,6 +12,7 @@ from .pfgmpp import PFGMPP
 from . import feynman_kac  # noqa: F401  (registers "fk_anneal", "fk_product", "fk_reward")
 from .adjoint import Grad, GradResult, sample, sample_with_grad
 from .mean_reverting import MeanRevertingTask
+from .steplog import AdaptiveLog, adaptive_log
 from .denoising_mcmc import ChainState, DenoisingMCMC
 from .feynman_kac import Annealed, Product, RewardTilted, SMCResult, product_of_mixtures, smc
 
@@ -20,5 +21,5 @@ names = SAMPLERS.names
 
 __all__ = ["SAMPLERS", "get", "names", "Inversion", "invert", "regenerate", "PFGMPP",
            "Annealed", "Product", "RewardTilted", "SMCResult", "product_of_mixtures", "smc",
-           "Grad", "GradResult", "sample", "sample_with_grad", "MeanRevertingTask",
+           "Grad", "GradResult", "sample", "sample_with_grad", "AdaptiveLog", "adaptive_log", "MeanRevertingTask",
            "ChainState", "DenoisingMCMC"]

@@ -43,6 +43,7 @@ class Step:
         prediction: the model evaluation at the step's start (lazy ``.data``/``.velocity``/...), if any.
         accepted: False for a rejected adaptive step (``x`` is then unchanged).
         order: the order of the update used at this step.
+        error: an adaptive solver's scaled local-error estimate of this attempt (None for fixed-step solvers).
         nonfinite: True for an adaptive step rejected because the model returned NaN/Inf inside it.
     """
 
@@ -54,6 +55,7 @@ class Step:
     prediction: Optional[Prediction] = None
     accepted: bool = True
     order: int = 1
+    error: Optional[float] = None
     nonfinite: bool = False
 
 

@@ -114,10 +114,10 @@ class Dopri5(Solver):
                 x, f, pred_at = x5, ks[-1], pred
                 pred = next_pred
                 t_prev, t = t, (t1 if t_next >= t1 else t_next)
-                yield Step(i, t_prev, t, x, field.nfe, pred_at, True, 5)
+                yield Step(i, t_prev, t, x, field.nfe, pred_at, True, 5, err)
                 i += 1
             else:
-                yield Step(i, t, t_next, x, field.nfe, None, False, 5, nonfinite=bad)
+                yield Step(i, t, t_next, x, field.nfe, None, False, 5, None if bad else err, nonfinite=bad)
                 if h < 1e-14:
                     if nan_total:
                         raise NonFiniteError(
