@@ -14,7 +14,7 @@ On a grid reaching a = 0 or σ = 0 the steps are the Adams form of :func:`~.log_
 """
 from __future__ import annotations
 
-from .base import register
+from .base import OrderCheck, register
 from .dpm_solver import _Multistep, lagrange_step
 from .log_snr import check_kind, check_order, check_variable, ddim_coefficients
 
@@ -31,6 +31,9 @@ class DEIS(_Multistep):
     """
 
     evals_per_step = 1
+    order_checks = (OrderCheck({"order": 1}), OrderCheck({"order": 2}), OrderCheck(),
+                    OrderCheck({"order": 4}, steps=(128, 256, 512), paths=("linear",)),
+                    OrderCheck({"order": 4}, paths=("vp",)))
 
     def __init__(self, order: int = 3, predict: str = "noise", lower_order_final: bool = True, variable: str = "auto"):
         self.variable = check_variable(variable)

@@ -26,7 +26,7 @@ from typing import Any, List, Tuple
 
 import torch
 
-from .base import register
+from .base import OrderCheck, register
 from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_kind, check_order, ddim_coefficients,
                       check_variable, exp_integrator_weights, fold_correctors, region_variable, restart_terms, split_form, split_step, step_points,
                       step_region, variable_step)
@@ -140,6 +140,7 @@ class DPMSolverPP(_Multistep):
     """
 
     evals_per_step = 1
+    order_checks = (OrderCheck({"order": 1}), OrderCheck({"order": 3, "predict": "noise"}))
 
     def __init__(self, order: int = 2, predict: str = "data", lower_order_final: bool = True,
                  third_order: str = "lagrange", variable: str = "auto"):
@@ -161,6 +162,8 @@ class DPMSolverPP(_Multistep):
 class DPMSolverPP2M(DPMSolverPP):
     """DPM-Solver++(2M): :class:`DPMSolverPP` with ``order=2``."""
 
+    order_checks = (OrderCheck(paths=("linear", "vp", "trig", "one_sided")), OrderCheck({"predict": "noise"}))
+
     def __init__(self, predict: str = "data", lower_order_final: bool = True, variable: str = "auto"):
         super().__init__(2, predict, lower_order_final, variable=variable)
 
@@ -168,6 +171,8 @@ class DPMSolverPP2M(DPMSolverPP):
 @register("dpmpp_3m", "dpm++3m", "dpmpp3m")
 class DPMSolverPP3M(DPMSolverPP):
     """DPM-Solver++(3M): :class:`DPMSolverPP` with ``order=3``."""
+
+    order_checks = (OrderCheck(), OrderCheck({"lower_order_final": False}))
 
     def __init__(self, predict: str = "data", lower_order_final: bool = True, third_order: str = "lagrange",
                  variable: str = "auto"):
@@ -193,6 +198,8 @@ class DPMSolverSinglestep(LogSNRSolver):
         order: 2 or 3 (``k`` NFE per step).
         predict: ``"data"`` (DPM-Solver++(kS)) or ``"noise"`` (DPM-Solver-k).
     """
+
+    order_checks = (OrderCheck({"order": 1}),)
 
     def __init__(self, order: int = 2, predict: str = "data", variable: str = "auto"):
         self.order = check_order(order, (1, 2, 3))
@@ -233,7 +240,7 @@ class DPMSolverSinglestep(LogSNRSolver):
     def _split_step(self, b: PlanBuilder, I, tab: LogSNRTable, i: int) -> None:
         r"""Step ``i`` of a grid reaching λ = ±∞: the ``k``-stage explicit RK method (Euler, midpoint, Heun-3; every
         stage strictly inside the step) on :math:`dz/du = D` with :math:`z = x/\sigma` (data region) or
-        :math:`dy/d\rho = \hat\varepsilon` with :math:`y = x/a` (noise region), see :func:`~.log_snr.variable_step`."""
+        :math:`dy/ds = \hat\varepsilon/(2\rho)` with :math:`y = x/a`, :math:`s = \rho^2` (noise region), see :func:`~.log_snr.variable_step`."""
         k, start = self.order, b.current
         if tab.a[i] == 0.0 and tab.sigma[i + 1] == 0.0:  # one step across
             self._ddim_substeps(b, I, tab, i)
@@ -242,14 +249,16 @@ class DPMSolverSinglestep(LogSNRSolver):
         region = step_region(tab, i)
         v0, v1 = region_variable(tab, i, region), region_variable(tab, i + 1, region)
         dv = v1 - v0
-        kind = "x1" if region == "data" else "noise"
-        lam = [math.log(v0 + cs * dv) * (1.0 if region == "data" else -1.0) for cs in c[1:]]
+        kind, data = ("x1", True) if region == "data" else ("noise", False)
+        vs = [v0 + cs * dv for cs in c]  # stage values of u (data) or s = ρ² (noise: the output enters as ε̂/(2ρ))
+        lam = [math.log(v) if data else -0.5 * math.log(v) for v in vs[1:]]
         t_stage = [tab.t[i]] + (I.t_from_log_snr(torch.tensor(lam, dtype=torch.float64), tab.t[i], tab.t[i + 1])
                                 .tolist() if lam else [])
+        w_out = [1.0 if data else 0.5 / math.sqrt(v) for v in vs]
 
         def scale(t: float) -> float:
             co = I.coefficients(float(t))
-            return float(co.sigma if region == "data" else co.signal)
+            return float(co.sigma if data else co.signal)
 
         s0, outs = scale(tab.t[i]), []
         for s in range(k):
@@ -257,8 +266,8 @@ class DPMSolverSinglestep(LogSNRSolver):
             last = s == k - 1
             weights = w if last else A[s + 1]
             ss = scale(tab.t[i + 1] if last else t_stage[s + 1])
-            b.advance([("x", start, ss / s0)] + [(kind, o, ss * dv * wm) for o, wm in zip(outs, weights)],
-                      step=i if last else -1, order=k)
+            b.advance([("x", start, ss / s0)] + [(kind, o, ss * dv * wm * w_out[m]) for m, (o, wm) in
+                                                 enumerate(zip(outs, weights))], step=i if last else -1, order=k)
 
     def _ddim_substeps(self, b: PlanBuilder, I, tab: LogSNRTable, i: int) -> None:
         """Step ``i`` as ``k`` first-order DDIM sub-steps uniform in t (order 1)."""
@@ -293,6 +302,8 @@ _STAGE_TABLEAUX = {
 class DPMSolver2(DPMSolverSinglestep):
     """Single-step DPM-Solver-2 (2 NFE/step)."""
 
+    order_checks = (OrderCheck(paths=("linear", "vp", "trig", "one_sided")),)
+
     def __init__(self, predict: str = "data", variable: str = "auto"):
         super().__init__(2, predict, variable)
 
@@ -300,6 +311,8 @@ class DPMSolver2(DPMSolverSinglestep):
 @register("dpm_solver_3", "dpm3", "dpmpp_3s")
 class DPMSolver3(DPMSolverSinglestep):
     """Single-step DPM-Solver-3 (3 NFE/step)."""
+
+    order_checks = (OrderCheck(paths=("linear", "vp", "trig", "one_sided")), OrderCheck({"predict": "noise"}))
 
     def __init__(self, predict: str = "data", variable: str = "auto"):
         super().__init__(3, predict, variable)

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..models.field import Field
-from .base import Solver, Step, register
+from .base import Exempt, Solver, Step, register
 from .dpm_solver import DPMSolverPP
 from .log_snr import LogSNRTable, lagrange_basis, check_order, combine, ddim_coefficients, model_output, multistep_orders
 
@@ -195,6 +195,8 @@ class DPMSolverV3(Solver):
 
     evals_per_step = 1
     needs_gaussian = True
+    order_checks = Exempt("needs pilot statistics: order 3 with zero statistics",
+                          "tests/solvers/test_multistep_orders.py::test_dpm_solver_v3_with_zero_statistics_is_third_order")
 
     def __init__(self, order: int = 3, lower_order_final: bool = True, ems: Optional[EMS] = None):
         self.order = check_order(order, (1, 2, 3))

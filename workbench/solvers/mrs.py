@@ -26,7 +26,7 @@ import math
 import torch
 
 from ..errors import ConfigError
-from .base import FixedStepSolver, register
+from .base import Exempt, FixedStepSolver, OrderCheck, register
 
 KINDS = ("data", "noise")
 
@@ -104,6 +104,11 @@ class MRS(_MRSBase):
         prediction: ``"data"`` (the paper's recommended, stable at few steps) or ``"noise"``.
     """
 
+    # order 2 needs λ finite at both ends (vp [0, 0.99]); on linear [0, 1] it is ≈ 1.5 (module docstring)
+    order_checks = (OrderCheck({"order": 1}), OrderCheck(paths=("vp",)),
+                    OrderCheck({"order": 2, "prediction": "noise"}, paths=("vp",)),
+                    OrderCheck({"order": 1, "prediction": "noise"}, paths=("vp",)))
+
     def __init__(self, order: int = 2, prediction: str = "data"):
         self.order, self.prediction = self._check(order, prediction)
         self._k = self.order
@@ -124,6 +129,8 @@ class MRSSDE(_MRSBase):
     order = 1
     stochastic = True
     _sde = True
+    order_checks = Exempt("stochastic: strong order 1 on a shared Brownian path",
+                          "tests/samplers/test_mean_reverting.py::test_mrs_sde_strong_order_one")
 
     def __init__(self, history: int = 2, prediction: str = "data"):
         self.history, self.prediction = self._check(history, prediction, "history")

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import ConfigError
-from .base import register
+from .base import OrderCheck, register
 from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_kind, check_order, check_variable,
                       ddim_coefficients, fold_correctors, restart_terms, split_step, step_points, step_region,
                       usable_points, variable_step)
@@ -91,6 +91,10 @@ class UniPC(LogSNRSolver):
     """
 
     evals_per_step = 1
+    # order 4: pre-asymptotic (super-convergent) below 128 steps on linear; on vp the multistep warm-up's tiny
+    # O(h^2 e^{2λ(0)}) start error appears below 1e-8 (512 steps), so vp is fitted on 64-256
+    order_checks = (OrderCheck({"order": 2}), OrderCheck(), OrderCheck({"order": 4}, steps=(128, 256, 512)),
+                    OrderCheck({"order": 2, "corrector": False}), OrderCheck({"predict": "noise"}))
 
     def __init__(self, order: Optional[int] = None, history: Optional[int] = None, corrector: bool = True,
                  variant: str = "bh2", predict: str = "data", lower_order_final: bool = False, variable: str = "auto"):
@@ -127,7 +131,8 @@ class UniPC(LogSNRSolver):
                     corrs.append(None)
                     continue
                 region = step_region(tab, i)
-                if self.corrector and i == len(points) - 1:  # no corrector follows the last step: one more point
+                last = i == len(points) - 1
+                if self.corrector and last:  # no corrector follows the last step: one more point
                     k = min(self.order, usable_points(tab, i, region))
                 cx, terms = variable_step(tab, i, list(range(k)), region)
                 preds.append((k, cx, terms))
@@ -135,7 +140,8 @@ class UniPC(LogSNRSolver):
                 if restart is not None:  # the first p + 1 outputs re-integrate the start out of a = 0
                     corrs.append((None, restart))
                 else:
-                    corrs.append(variable_step(tab, i, [-1] + list(range(k)), region) if self.corrector else None)
+                    corrs.append(variable_step(tab, i, [-1] + list(range(k)), region)
+                                 if self.corrector and not last else None)
                 continue
             if not (tab.finite(i) and tab.finite(i + 1)):
                 cx, cd = ddim_coefficients(tab, i, i + 1)
