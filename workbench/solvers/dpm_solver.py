@@ -52,13 +52,18 @@ def lagrange_step(tab: LogSNRTable, i: int, j: int, lags: List[int], kind: str) 
     return cx, [(g, sgn * q * wg) for g, wg in zip(lags, w)]
 
 
-def dpm_multistep_plan(tab: LogSNRTable, orders: List[int], kind: str, third_order: str = "lagrange") -> List[Plan]:
-    """Coefficient plan of DPM-Solver(++) multistep for the given per-step orders."""
+def dpm_multistep_plan(tab: LogSNRTable, orders: List[int], kind: str, third_order: str = "lagrange",
+                       second_order: str = "midpoint") -> List[Plan]:
+    """Coefficient plan of DPM-Solver(++) multistep for the given per-step orders (DEIS: every order ``lagrange``)."""
     plans: List[Plan] = []
     for i, k in enumerate(orders):
-        if k == 1 or not (math.isfinite(tab.lam[i]) and math.isfinite(tab.lam[i + 1])):
+        if k == 1 or not (tab.finite(i) and tab.finite(i + 1)):
             cx, cd = ddim_coefficients(tab, i, i + 1)
             plans.append((1, cx, [(0, cd)], "data"))
+            continue
+        if second_order == "lagrange" or (k > 2 and third_order == "lagrange"):
+            cxl, terms = lagrange_step(tab, i, i + 1, list(range(k)), kind)
+            plans.append((k, cxl, terms, kind))
             continue
         h = tab.lam[i + 1] - tab.lam[i]
         cx, q, sgn = _ratio_and_scale(tab, i, i + 1, kind)
@@ -70,7 +75,7 @@ def dpm_multistep_plan(tab: LogSNRTable, orders: List[int], kind: str, third_ord
             c0 = -q * phi1 * (1.0 + 0.5 / r0)
             c1 = q * phi1 * 0.5 / r0
             plans.append((2, cx, [(0, c0), (1, c1)], kind))
-        elif third_order == "diffusers":
+        else:  # the published 3M form
             r0 = (tab.lam[i] - tab.lam[i - 1]) / h
             r1 = (tab.lam[i - 1] - tab.lam[i - 2]) / h
             if kind == "data":
@@ -87,9 +92,6 @@ def dpm_multistep_plan(tab: LogSNRTable, orders: List[int], kind: str, third_ord
                 return -q * phi1 * m0 + a1 * d1 + a2 * d2
 
             plans.append((3, cx, [(0, lin(1, 0, 0)), (1, lin(0, 1, 0)), (2, lin(0, 0, 1))], kind))
-        else:
-            cxl, terms = lagrange_step(tab, i, i + 1, list(range(k)), kind)
-            plans.append((k, cxl, terms, kind))
     return plans
 
 
@@ -231,9 +233,8 @@ class DPMSolverSinglestep(LogSNRSolver):
             start, outs = b.current, []
             for s in range(k):  # evaluate at stage point s, then form point s + 1 (or x_t)
                 outs.append(b.evaluate(sub.t[s]))
-                nodes = [0] if s == 0 else [0, s]
-                cx, terms = self._ei(sub, s + 1, nodes)
-                b.advance([("x", start, cx)] + [(kind, outs[g], c) for g, c in terms],
+                cx, terms = lagrange_step(sub, 0, s + 1, [0] if s == 0 else [0, -s], self.kind)  # EI from point 0
+                b.advance([("x", start, cx)] + [(kind, outs[-g], c) for g, c in terms],
                           step=i if s == k - 1 else -1, order=k)
         return b.build()
 
@@ -279,14 +280,6 @@ class DPMSolverSinglestep(LogSNRSolver):
             e = b.evaluate(sub.t[s])
             cx, cd = ddim_coefficients(sub, s, s + 1)
             b.advance([("x", e, cx), ("x1", e, cd)], step=i if s == k - 1 else -1, order=1)
-
-    def _ei(self, sub: LogSNRTable, target: int, nodes: List[int]) -> Tuple[float, List[Tuple[int, float]]]:
-        """EI step from point 0 of ``sub`` to ``target`` with the linear interpolant through points ``nodes``."""
-        h = sub.lam[target] - sub.lam[0]
-        cx, q, sgn = _ratio_and_scale(sub, 0, target, self.kind)
-        w = exp_integrator_weights(h, [sub.lam[g] - sub.lam[0] for g in nodes], self.kind)
-        return cx, [(g, sgn * q * wg) for g, wg in zip(nodes, w)]
-
 
 
 #: Explicit RK tableaux ``(c, a, w)`` of the single-step samplers on split-form grids (every stage c < 1, so no stage
