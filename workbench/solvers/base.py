@@ -115,10 +115,8 @@ STEPS: Tuple[int, ...] = (64, 128, 256)
 
 @dataclass(frozen=True)
 class OrderCheck:
-    """A convergence-order check a solver class declares in its ``order_checks`` (run by :mod:`workbench.convergence`
-    and tests/solvers/test_orders.py): the solver built with ``params`` must fit an order within ``tolerance`` of
-    ``expected`` (default: the instance's ``order``) over ``steps`` on each path named in ``paths`` (names of
-    :data:`workbench.convergence.PATHS`; default ``("linear", "vp")``: linear [0, 1] uniform and vp [0, 0.99] logsnr)."""
+    """A check in a solver class's ``order_checks``: built with ``params`` it fits an order within ``tolerance`` of
+    ``expected`` (default: its ``order``) over ``steps`` on each path of :data:`workbench.convergence.PATHS` named."""
 
     params: Dict[str, Any] = field(default_factory=dict)
     expected: Optional[int] = None
@@ -129,9 +127,8 @@ class OrderCheck:
 
 @dataclass(frozen=True)
 class Exempt:
-    """A solver class's ``order_checks`` when its order is not a property of the PF-ODE map at a step count
-    (stochastic, adaptive, needs pilot statistics): ``reason`` and the ``test`` (``tests/<file>.py::<name>``) that
-    checks its behaviour instead."""
+    """``order_checks`` of a class whose order is no property of the PF-ODE map at a step count (stochastic,
+    adaptive, pilot statistics): why, and the ``test`` (``tests/<file>.py::<name>``) that checks it instead."""
 
     reason: str
     test: str

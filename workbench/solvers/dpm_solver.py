@@ -27,8 +27,8 @@ from typing import Any, List, Tuple
 import torch
 
 from .base import OrderCheck, register
-from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_kind, check_order, ddim_coefficients,
-                      check_variable, exp_integrator_weights, fold_correctors, region_variable, restart_terms, split_form, split_step, step_points,
+from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_choice, check_kind, check_order, ddim_coefficients,
+                      check_variable, exp_integrator_weights, fold_correctors, region_variable, restart_terms, split_step, step_points,
                       step_region, variable_step)
 from .plan import PlanBuilder
 
@@ -150,11 +150,7 @@ class DPMSolverPP(_Multistep):
         self.order = check_order(order, (1, 2, 3))
         self.predict = self.kind = check_kind(predict)
         self.lower_order_final = bool(lower_order_final)
-        if third_order not in ("lagrange", "diffusers"):
-            from ..errors import ConfigError
-
-            raise ConfigError("third_order", f"got {third_order!r}; allowed values are: lagrange, diffusers")
-        self.third_order = third_order
+        self.third_order = check_choice(third_order, ("lagrange", "diffusers"), "third_order")
 
     def coefficients(self, tab, orders):
         return dpm_multistep_plan(tab, orders, self.kind, self.third_order)

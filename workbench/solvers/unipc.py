@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import OrderCheck, register
-from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_kind, check_order, check_variable,
+from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_choice, check_kind, check_order, check_variable,
                       ddim_coefficients, fold_correctors, restart_terms, split_step, step_points, step_region,
                       usable_points, variable_step)
 
@@ -53,22 +53,17 @@ def unipc_coefficients(tab: LogSNRTable, i: int, order: int, kind: str, variant:
         fact *= j + 1
         h_phi_k = h_phi_k / hh - 1.0 / fact
     R_, b_ = np.array(R), np.array(b)
-    coef = {0: -q * h_phi_1}
-    c_new = 0.0
+    coef, c_new, rhos = {0: -q * h_phi_1}, 0.0, [0.0] * order
     if corrector:
         rhos = [0.5] if order == 1 else list(np.linalg.solve(R_, b_))
-        for k in range(1, order):  # Δ_k = (m_{i-k} - m_i)/r_k
-            c = -q * bh * rhos[k - 1] / rks[k - 1]
-            coef[k] = coef.get(k, 0.0) + c
-            coef[0] -= c
         c_new = -q * bh * rhos[-1]
-        coef[0] += q * bh * rhos[-1]
     elif order >= 2:
         rhos = [0.5] if order == 2 else list(np.linalg.solve(R_[:-1, :-1], b_[:-1]))
-        for k in range(1, order):
-            c = -q * bh * rhos[k - 1] / rks[k - 1]
-            coef[k] = coef.get(k, 0.0) + c
-            coef[0] -= c
+    for k in range(1, order):  # Δ_k = (m_{i-k} - m_i)/r_k
+        c = -q * bh * rhos[k - 1] / rks[k - 1]
+        coef[k] = coef.get(k, 0.0) + c
+        coef[0] -= c
+    coef[0] -= c_new
     return cx, sorted(coef.items()), c_new
 
 
@@ -112,9 +107,7 @@ class UniPC(LogSNRSolver):
                 raise ConfigError("order", f"order={order!r} and history={history!r} disagree (order = history "
                                            f"{'+ 1 with' if self.corrector else 'without'} the corrector); give one")
             self.order = self.p + extra
-        if variant not in ("bh1", "bh2"):
-            raise ConfigError("variant", f"got {variant!r}; allowed values are: bh1, bh2")
-        self.variant = variant
+        self.variant = check_choice(variant, ("bh1", "bh2"), "variant")
         self.predict = self.kind = check_kind(predict)
         self.lower_order_final = bool(lower_order_final)
 
