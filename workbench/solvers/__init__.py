@@ -6,21 +6,16 @@
 """
 from .base import SOLVERS, FixedStepSolver, LinearSolver, SampleResult, SamplingRun, Solver, Step, check_nfe
 from .plan import Plan, PlanBuilder, Program, compile_plan, execute
-from . import runge_kutta, dopri5, sde  # noqa: F401  (register the solvers)
-from . import dpm_solver  # noqa: F401
+# importing a module registers its solvers
 from .dpm_solver import DPMSolver2, DPMSolver3, DPMSolverPP, DPMSolverPP2M, DPMSolverPP3M, DPMSolverSinglestep
-from . import unipc, deis  # noqa: F401
 from .unipc import UniPC
 from .deis import DEIS
-from . import predictor_corrector, time_shift  # noqa: F401
 from .predictor_corrector import PredictorCorrector
 from .time_shift import ShiftedField, TimeShifted
-from . import dpm_solver_v3  # noqa: F401
 from .dpm_solver_v3 import EMS, DPMSolverV3, compute_ems
 from .log_snr import LogSNRSolver, LogSNRTable
 from .dopri5 import Dopri5
 from .runge_kutta import RK4, SSPRK3, Euler, ExplicitRK, Heun, Heun3, Kutta3, Midpoint
-from . import nonstationary  # noqa: F401
 from .nonstationary import NonStationary, NSCoefficients, linearize
 from .sde import EulerMaruyama
 from . import bdia  # noqa: F401  (samplers room: exactly invertible BDIA-DDIM)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 
@@ -113,6 +113,31 @@ def check_grid(grid: object) -> torch.Tensor:
     return grid if isinstance(grid, torch.Tensor) else g  # a tensor is kept as given (device, autograd)
 
 
+#: Step counts an :class:`OrderCheck` fits over by default (asymptotic on gmm2d for all but the order-4 multistep methods).
+STEPS: Tuple[int, ...] = (64, 128, 256)
+
+
+@dataclass(frozen=True)
+class OrderCheck:
+    """A check in a solver class's ``order_checks``: built with ``params`` it fits an order within ``tolerance`` of
+    ``expected`` (default: its ``order``) over ``steps`` on each path of :data:`workbench.convergence.PATHS` named."""
+
+    params: Dict[str, Any] = field(default_factory=dict)
+    expected: Optional[int] = None
+    steps: Tuple[int, ...] = STEPS
+    tolerance: float = 0.15
+    paths: Tuple[str, ...] = ("linear", "vp")
+
+
+@dataclass(frozen=True)
+class Exempt:
+    """``order_checks`` of a class whose order is no property of the PF-ODE map at a step count (stochastic,
+    adaptive, pilot statistics): why, and the ``test`` (``tests/<file>.py::<name>``) that checks it instead."""
+
+    reason: str
+    test: str
+
+
 class Solver(Config):
     """Common interface of all samplers: an immutable value (:class:`~workbench.config.Config`: its fields are the
     constructor's parameters, equality and hash by value, ``replace(...)`` for a changed copy), stateless between runs.
@@ -123,6 +148,8 @@ class Solver(Config):
         stochastic: True for SDE samplers (they take ``eps``).
         adaptive: True when the grid is chosen by error control (the schedule is ignored).
         needs_gaussian: True for log-SNR solvers, which need an interpolant with a Gaussian part.
+        order_checks: the convergence checks of this class — a tuple of :class:`OrderCheck` or an :class:`Exempt` —
+            declared on every registered class itself (not inherited; tests/solvers/test_orders.py fails otherwise).
     """
 
     name: str = "solver"
@@ -131,6 +158,7 @@ class Solver(Config):
     stochastic: bool = False
     adaptive: bool = False
     needs_gaussian: bool = False
+    order_checks: ClassVar[Union[Tuple[OrderCheck, ...], Exempt]]
 
     # --- NFE ↔ steps ---------------------------------------------------------------------------
     def steps_for_nfe(self, nfe: int) -> int:

@@ -31,7 +31,7 @@ import torch
 
 from ..errors import ConfigError
 from ..models.field import Field, Prediction
-from .base import FixedStepSolver, register
+from .base import FixedStepSolver, OrderCheck, register
 
 
 def ddim_delta(pred: Prediction, t: float, s: float) -> torch.Tensor:
@@ -51,6 +51,7 @@ class BDIA(FixedStepSolver):
     evals_per_step = 1
     #: The inverse (``invert``) reproduces the forward run up to round-off.
     exact_inverse = True
+    order_checks = (OrderCheck(), OrderCheck({"gamma": 0.5}))
 
     def __init__(self, gamma: float = 1.0):
         try:
@@ -120,6 +121,7 @@ class DDIM(FixedStepSolver):
     """
 
     order, evals_per_step = 1, 1
+    order_checks = (OrderCheck(),)
 
     def step(self, field, x, t, t_next, index, state, generator):
         pred = field.predict(x, t)

@@ -27,7 +27,7 @@ from typing import Dict, Sequence
 import torch
 
 from ..errors import ConfigError
-from .base import register
+from .base import OrderCheck, register
 from .log_snr import LogSNRSolver, LogSNRTable, check_order, step_points
 from .plan import PlanBuilder
 from .unipc import UniPC, unipc_coefficients
@@ -57,6 +57,9 @@ class DCSolver(LogSNRSolver):
         variant: ``"bh1"`` or ``"bh2"``.
         lagrange_points: nodes of the compensation interpolant (2–4; the paper's K = 2 is 3 points).
     """
+
+    # default ratios 1 = UniPC-3; fitted ratios are checked in tests/fitting/test_dc_solver.py
+    order_checks = (OrderCheck(),)
 
     evals_per_step = 1
 

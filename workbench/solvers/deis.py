@@ -14,9 +14,9 @@ On a grid reaching a = 0 or σ = 0 the steps are the Adams form of :func:`~.log_
 """
 from __future__ import annotations
 
-from .base import register
-from .dpm_solver import _Multistep, lagrange_step
-from .log_snr import check_kind, check_order, check_variable, ddim_coefficients
+from .base import OrderCheck, register
+from .dpm_solver import _Multistep, dpm_multistep_plan
+from .log_snr import check_kind, check_order, check_variable
 
 
 @register("deis", "deis_ab")
@@ -31,6 +31,9 @@ class DEIS(_Multistep):
     """
 
     evals_per_step = 1
+    order_checks = (OrderCheck({"order": 1}), OrderCheck({"order": 2}), OrderCheck(),
+                    OrderCheck({"order": 4}, steps=(128, 256, 512), paths=("linear",)),
+                    OrderCheck({"order": 4}, paths=("vp",)))
 
     def __init__(self, order: int = 3, predict: str = "noise", lower_order_final: bool = True, variable: str = "auto"):
         self.variable = check_variable(variable)
@@ -39,12 +42,4 @@ class DEIS(_Multistep):
         self.lower_order_final = bool(lower_order_final)
 
     def coefficients(self, tab, orders):
-        plans = []
-        for i, n_pts in enumerate(orders):
-            if n_pts == 1 or not (tab.finite(i) and tab.finite(i + 1)):
-                cx, cd = ddim_coefficients(tab, i, i + 1)
-                plans.append((1, cx, [(0, cd)], "data"))
-            else:
-                cx, terms = lagrange_step(tab, i, i + 1, list(range(n_pts)), self.kind)
-                plans.append((n_pts, cx, terms, self.kind))
-        return plans
+        return dpm_multistep_plan(tab, orders, self.kind, second_order="lagrange")

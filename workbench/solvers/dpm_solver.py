@@ -26,9 +26,9 @@ from typing import Any, List, Tuple
 
 import torch
 
-from .base import register
-from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_kind, check_order, ddim_coefficients,
-                      check_variable, exp_integrator_weights, fold_correctors, region_variable, restart_terms, split_form, split_step, step_points,
+from .base import OrderCheck, register
+from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_choice, check_kind, check_order, ddim_coefficients,
+                      check_variable, exp_integrator_weights, fold_correctors, region_variable, restart_terms, split_step, step_points,
                       step_region, variable_step)
 from .plan import PlanBuilder
 
@@ -52,13 +52,18 @@ def lagrange_step(tab: LogSNRTable, i: int, j: int, lags: List[int], kind: str) 
     return cx, [(g, sgn * q * wg) for g, wg in zip(lags, w)]
 
 
-def dpm_multistep_plan(tab: LogSNRTable, orders: List[int], kind: str, third_order: str = "lagrange") -> List[Plan]:
-    """Coefficient plan of DPM-Solver(++) multistep for the given per-step orders."""
+def dpm_multistep_plan(tab: LogSNRTable, orders: List[int], kind: str, third_order: str = "lagrange",
+                       second_order: str = "midpoint") -> List[Plan]:
+    """Coefficient plan of DPM-Solver(++) multistep for the given per-step orders (DEIS: every order ``lagrange``)."""
     plans: List[Plan] = []
     for i, k in enumerate(orders):
-        if k == 1 or not (math.isfinite(tab.lam[i]) and math.isfinite(tab.lam[i + 1])):
+        if k == 1 or not (tab.finite(i) and tab.finite(i + 1)):
             cx, cd = ddim_coefficients(tab, i, i + 1)
             plans.append((1, cx, [(0, cd)], "data"))
+            continue
+        if second_order == "lagrange" or (k > 2 and third_order == "lagrange"):
+            cxl, terms = lagrange_step(tab, i, i + 1, list(range(k)), kind)
+            plans.append((k, cxl, terms, kind))
             continue
         h = tab.lam[i + 1] - tab.lam[i]
         cx, q, sgn = _ratio_and_scale(tab, i, i + 1, kind)
@@ -70,7 +75,7 @@ def dpm_multistep_plan(tab: LogSNRTable, orders: List[int], kind: str, third_ord
             c0 = -q * phi1 * (1.0 + 0.5 / r0)
             c1 = q * phi1 * 0.5 / r0
             plans.append((2, cx, [(0, c0), (1, c1)], kind))
-        elif third_order == "diffusers":
+        else:  # the published 3M form
             r0 = (tab.lam[i] - tab.lam[i - 1]) / h
             r1 = (tab.lam[i - 1] - tab.lam[i - 2]) / h
             if kind == "data":
@@ -87,9 +92,6 @@ def dpm_multistep_plan(tab: LogSNRTable, orders: List[int], kind: str, third_ord
                 return -q * phi1 * m0 + a1 * d1 + a2 * d2
 
             plans.append((3, cx, [(0, lin(1, 0, 0)), (1, lin(0, 1, 0)), (2, lin(0, 0, 1))], kind))
-        else:
-            cxl, terms = lagrange_step(tab, i, i + 1, list(range(k)), kind)
-            plans.append((k, cxl, terms, kind))
     return plans
 
 
@@ -140,6 +142,7 @@ class DPMSolverPP(_Multistep):
     """
 
     evals_per_step = 1
+    order_checks = (OrderCheck({"order": 1}), OrderCheck({"order": 3, "predict": "noise"}))
 
     def __init__(self, order: int = 2, predict: str = "data", lower_order_final: bool = True,
                  third_order: str = "lagrange", variable: str = "auto"):
@@ -147,11 +150,7 @@ class DPMSolverPP(_Multistep):
         self.order = check_order(order, (1, 2, 3))
         self.predict = self.kind = check_kind(predict)
         self.lower_order_final = bool(lower_order_final)
-        if third_order not in ("lagrange", "diffusers"):
-            from ..errors import ConfigError
-
-            raise ConfigError("third_order", f"got {third_order!r}; allowed values are: lagrange, diffusers")
-        self.third_order = third_order
+        self.third_order = check_choice(third_order, ("lagrange", "diffusers"), "third_order")
 
     def coefficients(self, tab, orders):
         return dpm_multistep_plan(tab, orders, self.kind, self.third_order)
@@ -161,6 +160,8 @@ class DPMSolverPP(_Multistep):
 class DPMSolverPP2M(DPMSolverPP):
     """DPM-Solver++(2M): :class:`DPMSolverPP` with ``order=2``."""
 
+    order_checks = (OrderCheck(paths=("linear", "vp", "trig", "one_sided")), OrderCheck({"predict": "noise"}))
+
     def __init__(self, predict: str = "data", lower_order_final: bool = True, variable: str = "auto"):
         super().__init__(2, predict, lower_order_final, variable=variable)
 
@@ -168,6 +169,8 @@ class DPMSolverPP2M(DPMSolverPP):
 @register("dpmpp_3m", "dpm++3m", "dpmpp3m")
 class DPMSolverPP3M(DPMSolverPP):
     """DPM-Solver++(3M): :class:`DPMSolverPP` with ``order=3``."""
+
+    order_checks = (OrderCheck(), OrderCheck({"lower_order_final": False}))
 
     def __init__(self, predict: str = "data", lower_order_final: bool = True, third_order: str = "lagrange",
                  variable: str = "auto"):
@@ -193,6 +196,8 @@ class DPMSolverSinglestep(LogSNRSolver):
         order: 2 or 3 (``k`` NFE per step).
         predict: ``"data"`` (DPM-Solver++(kS)) or ``"noise"`` (DPM-Solver-k).
     """
+
+    order_checks = (OrderCheck({"order": 1}),)
 
     def __init__(self, order: int = 2, predict: str = "data", variable: str = "auto"):
         self.order = check_order(order, (1, 2, 3))
@@ -224,16 +229,15 @@ class DPMSolverSinglestep(LogSNRSolver):
             start, outs = b.current, []
             for s in range(k):  # evaluate at stage point s, then form point s + 1 (or x_t)
                 outs.append(b.evaluate(sub.t[s]))
-                nodes = [0] if s == 0 else [0, s]
-                cx, terms = self._ei(sub, s + 1, nodes)
-                b.advance([("x", start, cx)] + [(kind, outs[g], c) for g, c in terms],
+                cx, terms = lagrange_step(sub, 0, s + 1, [0] if s == 0 else [0, -s], self.kind)  # EI from point 0
+                b.advance([("x", start, cx)] + [(kind, outs[-g], c) for g, c in terms],
                           step=i if s == k - 1 else -1, order=k)
         return b.build()
 
     def _split_step(self, b: PlanBuilder, I, tab: LogSNRTable, i: int) -> None:
         r"""Step ``i`` of a grid reaching λ = ±∞: the ``k``-stage explicit RK method (Euler, midpoint, Heun-3; every
         stage strictly inside the step) on :math:`dz/du = D` with :math:`z = x/\sigma` (data region) or
-        :math:`dy/d\rho = \hat\varepsilon` with :math:`y = x/a` (noise region), see :func:`~.log_snr.variable_step`."""
+        :math:`dy/ds = \hat\varepsilon/(2\rho)` with :math:`y = x/a`, :math:`s = \rho^2` (noise region), see :func:`~.log_snr.variable_step`."""
         k, start = self.order, b.current
         if tab.a[i] == 0.0 and tab.sigma[i + 1] == 0.0:  # one step across
             self._ddim_substeps(b, I, tab, i)
@@ -242,14 +246,16 @@ class DPMSolverSinglestep(LogSNRSolver):
         region = step_region(tab, i)
         v0, v1 = region_variable(tab, i, region), region_variable(tab, i + 1, region)
         dv = v1 - v0
-        kind = "x1" if region == "data" else "noise"
-        lam = [math.log(v0 + cs * dv) * (1.0 if region == "data" else -1.0) for cs in c[1:]]
+        kind, data = ("x1", True) if region == "data" else ("noise", False)
+        vs = [v0 + cs * dv for cs in c]  # stage values of u (data) or s = ρ² (noise: the output enters as ε̂/(2ρ))
+        lam = [math.log(v) if data else -0.5 * math.log(v) for v in vs[1:]]
         t_stage = [tab.t[i]] + (I.t_from_log_snr(torch.tensor(lam, dtype=torch.float64), tab.t[i], tab.t[i + 1])
                                 .tolist() if lam else [])
+        w_out = [1.0 if data else 0.5 / math.sqrt(v) for v in vs]
 
         def scale(t: float) -> float:
             co = I.coefficients(float(t))
-            return float(co.sigma if region == "data" else co.signal)
+            return float(co.sigma if data else co.signal)
 
         s0, outs = scale(tab.t[i]), []
         for s in range(k):
@@ -257,8 +263,8 @@ class DPMSolverSinglestep(LogSNRSolver):
             last = s == k - 1
             weights = w if last else A[s + 1]
             ss = scale(tab.t[i + 1] if last else t_stage[s + 1])
-            b.advance([("x", start, ss / s0)] + [(kind, o, ss * dv * wm) for o, wm in zip(outs, weights)],
-                      step=i if last else -1, order=k)
+            b.advance([("x", start, ss / s0)] + [(kind, o, ss * dv * wm * w_out[m]) for m, (o, wm) in
+                                                 enumerate(zip(outs, weights))], step=i if last else -1, order=k)
 
     def _ddim_substeps(self, b: PlanBuilder, I, tab: LogSNRTable, i: int) -> None:
         """Step ``i`` as ``k`` first-order DDIM sub-steps uniform in t (order 1)."""
@@ -270,14 +276,6 @@ class DPMSolverSinglestep(LogSNRSolver):
             e = b.evaluate(sub.t[s])
             cx, cd = ddim_coefficients(sub, s, s + 1)
             b.advance([("x", e, cx), ("x1", e, cd)], step=i if s == k - 1 else -1, order=1)
-
-    def _ei(self, sub: LogSNRTable, target: int, nodes: List[int]) -> Tuple[float, List[Tuple[int, float]]]:
-        """EI step from point 0 of ``sub`` to ``target`` with the linear interpolant through points ``nodes``."""
-        h = sub.lam[target] - sub.lam[0]
-        cx, q, sgn = _ratio_and_scale(sub, 0, target, self.kind)
-        w = exp_integrator_weights(h, [sub.lam[g] - sub.lam[0] for g in nodes], self.kind)
-        return cx, [(g, sgn * q * wg) for g, wg in zip(nodes, w)]
-
 
 
 #: Explicit RK tableaux ``(c, a, w)`` of the single-step samplers on split-form grids (every stage c < 1, so no stage
@@ -293,6 +291,8 @@ _STAGE_TABLEAUX = {
 class DPMSolver2(DPMSolverSinglestep):
     """Single-step DPM-Solver-2 (2 NFE/step)."""
 
+    order_checks = (OrderCheck(paths=("linear", "vp", "trig", "one_sided")),)
+
     def __init__(self, predict: str = "data", variable: str = "auto"):
         super().__init__(2, predict, variable)
 
@@ -300,6 +300,8 @@ class DPMSolver2(DPMSolverSinglestep):
 @register("dpm_solver_3", "dpm3", "dpmpp_3s")
 class DPMSolver3(DPMSolverSinglestep):
     """Single-step DPM-Solver-3 (3 NFE/step)."""
+
+    order_checks = (OrderCheck(paths=("linear", "vp", "trig", "one_sided")), OrderCheck({"predict": "noise"}))
 
     def __init__(self, predict: str = "data", variable: str = "auto"):
         super().__init__(3, predict, variable)

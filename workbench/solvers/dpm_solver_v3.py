@@ -36,9 +36,9 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..models.field import Field
-from .base import Solver, Step, register
+from .base import Exempt, Solver, Step, register
 from .dpm_solver import DPMSolverPP
-from .log_snr import LogSNRTable, lagrange_basis, check_order, combine, ddim_coefficients, model_output, multistep_orders
+from .log_snr import LogSNRTable, check_order, ddim_coefficients, lagrange_basis, multistep_orders
 
 _QX, _QW = np.polynomial.legendre.leggauss(24)
 _QX, _QW = 0.5 * (_QX + 1.0), 0.5 * _QW
@@ -195,6 +195,8 @@ class DPMSolverV3(Solver):
 
     evals_per_step = 1
     needs_gaussian = True
+    order_checks = Exempt("needs pilot statistics: order 3 with zero statistics",
+                          "tests/solvers/test_multistep_orders.py::test_dpm_solver_v3_with_zero_statistics_is_third_order")
 
     def __init__(self, order: int = 3, lower_order_final: bool = True, ems: Optional[EMS] = None):
         self.order = check_order(order, (1, 2, 3))
@@ -273,7 +275,7 @@ class DPMSolverV3(Solver):
             pred = field.predict(x, ts[i])
             p = plans[i]
             if self._in_range(tab.lam[i]):
-                eps = model_output(pred, "noise", x, tab.a[i], tab.sigma[i])
+                eps = pred.noise
                 hist.append(torch.addcmul(eps * tab.sigma[i], l_nodes[i], x, value=-1.0))  # f = σε − l⊙x
             else:
                 hist.append(None)
@@ -281,7 +283,7 @@ class DPMSolverV3(Solver):
                 del hist[0]
             if p[0] == "ddim":
                 _, order, cx, cd = p
-                x = combine(x, cx, [(cd, model_output(pred, "data", x, tab.a[i], tab.sigma[i]))])
+                x = torch.add(x * cx, pred.data, alpha=cd)
             else:
                 _, order, A, C, terms = p
                 out = torch.addcmul(C, A, x)
@@ -289,6 +291,3 @@ class DPMSolverV3(Solver):
                     out = out.addcmul_(W, hist[-1 - j])
                 x = out
             yield Step(i, ts[i], ts[i + 1], x, field.nfe, pred, True, order)
-
-    def step(self, field, x, t, t_next, index, state, generator):  # pragma: no cover - iterate is overridden
-        raise NotImplementedError

@@ -19,7 +19,7 @@ into the next predictor (:func:`fold_correctors`).
 
 Endpoints: on a grid reaching :math:`a = 0` or :math:`\sigma = 0` (λ = ∓∞, the ends of linear/trig paths) the
 samplers switch (``variable="auto"``) to Adams steps in :math:`u = a/\sigma` on the noise half and
-:math:`\rho = \sigma/a` on the data half (:func:`variable_step`), where D and ε̂ are smooth, with a Newton–Cotes
+:math:`s = (\sigma/a)^2` on the data half (:func:`variable_step`), where D and ε̂ are smooth, with a Newton–Cotes
 restart of multistep methods out of :math:`a = 0` (:func:`restart_terms`): the global order stays nominal.
 ``variable="log_snr"`` keeps the published λ-form, whose steps touching λ = ±∞ are first order (DDIM), as in diffusers.
 """
@@ -30,12 +30,9 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 
-from .. import validation
 from ..errors import ConfigError
 from ..interpolants.base import Interpolant
-from ..models.field import Prediction
 from .base import LinearSolver
 from .plan import Plan, PlanBuilder
 
@@ -48,16 +45,21 @@ _GL_X = 0.5 * (_GL_X + 1.0)
 _GL_W = 0.5 * _GL_W
 
 
+def check_choice(value: object, allowed: Sequence[object], field: str) -> object:
+    """``value`` if it is one of ``allowed`` (no bool for integers), else a :class:`ConfigError` naming ``field``."""
+    if isinstance(value, bool) or value not in allowed or type(value) is not type(allowed[0]):
+        raise ConfigError(field, f"got {value!r}; allowed values are: {', '.join(map(str, allowed))}")
+    return value
+
+
 def check_kind(kind: str, field: str = "predict") -> str:
-    """Validate the extrapolated quantity: ``"data"`` (DPM-Solver++ style) or ``"noise"`` (DPM-Solver/DEIS style)."""
-    if kind not in KINDS:
-        raise ConfigError(field, f"got {kind!r}; allowed values are: {', '.join(KINDS)}")
-    return kind
+    """The extrapolated quantity: ``"data"`` (DPM-Solver++ style) or ``"noise"`` (DPM-Solver/DEIS style)."""
+    return check_choice(kind, KINDS, field)  # type: ignore[return-value]
 
 
 def check_order(order: object, allowed: Sequence[int], field: str = "order") -> int:
-    """Validate an integer order from ``allowed``."""
-    return validation.one_of(field, order, allowed)
+    """An integer order from ``allowed``."""
+    return check_choice(order, tuple(allowed), field)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -122,41 +124,6 @@ def exp_integrator_weights(h: float, nodes: Sequence[float], kind: str) -> List[
     return [float(h * np.sum(_GL_W * kern * lagrange_basis(u, nodes, j))) for j in range(len(nodes))]
 
 
-def model_output(pred: Prediction, kind: str, x: torch.Tensor, a: float, sigma: float) -> torch.Tensor:
-    r"""The data (``D``) or noise (``ε̂``) prediction with scalar fast paths:
-    :math:`D = x/a - (\sigma/a)\hat\varepsilon`, :math:`\hat\varepsilon = x/\sigma - (a/\sigma) D` (two fused ops);
-    anything else goes through the interpolant's conversions. The result is cached on ``pred``."""
-    want = "x1" if kind == "data" else "noise"
-    if pred.kind == want:
-        return pred.value  # type: ignore[return-value]
-    cache = pred._cache  # noqa: SLF001  (the Prediction's own conversion cache)
-    if want in cache:
-        return cache[want]
-    if kind == "data" and pred.kind == "noise" and a > 0:
-        out = torch.add(x * (1.0 / a), pred.value, alpha=-sigma / a)  # type: ignore[arg-type]
-    elif kind == "noise" and pred.kind == "x1" and sigma > 0:
-        out = torch.add(x * (1.0 / sigma), pred.value, alpha=-a / sigma)  # type: ignore[arg-type]
-    else:
-        out = pred.as_kind(want)
-    cache[want] = out
-    return out
-
-
-def combine(x: Optional[torch.Tensor], cx: float, terms: Sequence[Tuple[float, torch.Tensor]]) -> torch.Tensor:
-    r""":math:`c_x x + \sum_j c_j m_j` with one fused kernel per term (zero coefficients skipped)."""
-    out: Optional[torch.Tensor] = None
-    if x is not None and cx != 0.0:
-        out = x * cx
-    for c, m in terms:
-        if c == 0.0:
-            continue
-        out = m * c if out is None else out.add_(m, alpha=c)
-    if out is None:
-        ref = x if x is not None else terms[0][1]
-        out = torch.zeros_like(ref)
-    return out
-
-
 #: A step of a multistep recurrence: ``(order, c_x, [(lag, c, kind)])`` meaning
 #: :math:`x_{i+1} = c_x x_i + \sum c\, m^{kind}_{i-lag}` (``lag = -1``: the output at the new point, for correctors).
 LinearStep = Tuple[int, float, List[Tuple[int, float, str]]]
@@ -170,7 +137,7 @@ def split_form(tab: LogSNRTable) -> bool:
 
 def step_region(tab: LogSNRTable, i: int) -> str:
     r"""The form of step ``i → i+1`` on a grid reaching λ = ±∞: ``"data"`` (data prediction in :math:`u = a/\sigma`)
-    on the noise half (and always out of :math:`a = 0`), ``"noise"`` (noise prediction in :math:`\rho = \sigma/a`)
+    on the noise half (and always out of :math:`a = 0`), ``"noise"`` (noise prediction in :math:`s = (\sigma/a)^2`)
     on the data half (and always into :math:`\sigma = 0`)."""
     if tab.a[i] == 0.0:
         return "data"
@@ -180,8 +147,10 @@ def step_region(tab: LogSNRTable, i: int) -> str:
 
 
 def region_variable(tab: LogSNRTable, i: int, region: str) -> float:
-    r""":math:`u_i = a_i/\sigma_i` (data region) or :math:`\rho_i = \sigma_i/a_i` (noise region); ``inf`` where undefined."""
-    num, den = (tab.a[i], tab.sigma[i]) if region == "data" else (tab.sigma[i], tab.a[i])
+    r""":math:`u_i = a_i/\sigma_i` (data region) or :math:`s_i = \rho_i^2 = \sigma_i^2/a_i^2` (noise region); ``inf`` where
+    undefined. (:math:`s`, not :math:`\rho`: :math:`\sigma^2` is smooth in t where :math:`\sigma` need not be, e.g.
+    :math:`\sigma = \sqrt{1-t}` on ``sb`` and ``vp`` at t = 1, so a uniform t-grid is smooth in :math:`s`.)"""
+    num, den = (tab.a[i], tab.sigma[i]) if region == "data" else (tab.sigma[i] ** 2, tab.a[i] ** 2)
     return math.inf if den == 0.0 else num / den
 
 
@@ -195,30 +164,30 @@ def polynomial_weights(v0: float, v1: float, nodes: Sequence[float]) -> List[flo
 def variable_step(tab: LogSNRTable, i: int, lags: Sequence[int], region: str) -> Tuple[float, List[Tuple[int, float, str]]]:
     r"""Adams-type exponential-integrator step ``i → i+1`` in the variable that is smooth at the nearby end.
 
-    With :math:`u = a/\sigma = e^{\lambda}` and :math:`\rho = \sigma/a = e^{-\lambda}` the two exact forms of the
-    probability-flow ODE (module docstring) become plain quadratures,
+    With :math:`u = a/\sigma = e^{\lambda}`, :math:`\rho = \sigma/a` and :math:`s = \rho^2` the two exact forms of the
+    probability-flow ODE (module docstring) become plain quadratures (:math:`z = x/\sigma`, :math:`y = x/a`),
 
     .. math::
         x_{i+1} = \frac{\sigma_{i+1}}{\sigma_i}x_i + \sigma_{i+1}\int_{u_i}^{u_{i+1}} D\,du,\qquad
-        x_{i+1} = \frac{a_{i+1}}{a_i}x_i + a_{i+1}\int_{\rho_i}^{\rho_{i+1}} \hat\varepsilon\,d\rho ,
+        x_{i+1} = \frac{a_{i+1}}{a_i}x_i + a_{i+1}\int_{s_i}^{s_{i+1}} \frac{\hat\varepsilon}{2\rho}\,ds ,
 
-    and :math:`D` is analytic in :math:`u` at :math:`u = 0` (:math:`a = 0`) while :math:`\hat\varepsilon` is analytic in
-    :math:`\rho` at :math:`\rho = 0` (:math:`\sigma = 0`): for :math:`y = x/a = x_1 + \rho\,\xi` the data enter only
-    through Gaussian smoothing of width :math:`\rho`. A polynomial through the outputs at ``i - lag`` in that variable
-    (``lag = -1``: the new point, an Adams–Moulton corrector) integrated exactly has local error :math:`O(h^{k+1})`
-    with ``k`` points, so the global order survives the ends, where λ-polynomials (whose first and last steps are O(1)
-    in λ however fine a uniform grid is) cap it at 2. In the interior the forms agree to the method's order.
+    (:math:`dy/d\rho = \hat\varepsilon`, :math:`ds = 2\rho\,d\rho`). :math:`D` is analytic in :math:`u` at :math:`u = 0`
+    (:math:`a = 0`), and :math:`\hat\varepsilon/\rho = -\nabla_y\log p_s(y)` is analytic in :math:`s` at :math:`s = 0`
+    (:math:`\sigma = 0`; :math:`y = x_1 + \rho\,\xi` is the data smoothed by the heat kernel of variance :math:`s`,
+    for data with a smooth density). A polynomial through the outputs (:math:`D`, resp. :math:`\hat\varepsilon/\rho`)
+    at ``i - lag`` in that variable (``lag = -1``: the new point, an Adams–Moulton corrector) integrated exactly has
+    local error :math:`O(h^{k+1})` with ``k`` points on a grid smooth in the variable, so the global order survives the
+    ends, where λ-polynomials (whose first and last steps are O(1) in λ however fine a uniform grid is) cap it at 2.
 
     Returns ``(c_x, [(lag, c, kind)])`` with ``kind`` ``"x1"`` (data region) or ``"noise"``.
     """
     nodes = [region_variable(tab, i - g, region) for g in lags]
-    v0, v1 = region_variable(tab, i, region), region_variable(tab, i + 1, region)
+    w = polynomial_weights(region_variable(tab, i, region), region_variable(tab, i + 1, region), nodes)
     if region == "data":
-        cx, scale, kind = tab.sigma[i + 1] / tab.sigma[i], tab.sigma[i + 1], "x1"
-    else:
-        cx, scale, kind = tab.a[i + 1] / tab.a[i], tab.a[i + 1], "noise"
-    w = polynomial_weights(v0, v1, nodes)
-    return cx, [(g, scale * wg, kind) for g, wg in zip(lags, w)]
+        return tab.sigma[i + 1] / tab.sigma[i], [(g, tab.sigma[i + 1] * wg, "x1") for g, wg in zip(lags, w)]
+    if 0.0 in nodes:
+        raise ValueError("variable_step: an output at sigma = 0 has no finite noise/rho")
+    return tab.a[i + 1] / tab.a[i], [(g, 0.5 * tab.a[i + 1] * wg / math.sqrt(v), "noise") for g, wg, v in zip(lags, w, nodes)]
 
 
 def usable_points(tab: LogSNRTable, i: int, region: str) -> int:
@@ -251,9 +220,7 @@ VARIABLES = ("auto", "log_snr")
 
 def check_variable(variable: str) -> str:
     """Validate the ``variable`` parameter of the log-SNR samplers."""
-    if variable not in VARIABLES:
-        raise ConfigError("variable", f"got {variable!r}; allowed values are: {', '.join(VARIABLES)}")
-    return variable
+    return check_choice(variable, VARIABLES, "variable")  # type: ignore[return-value]
 
 
 class LogSNRSolver(LinearSolver):
@@ -278,59 +245,40 @@ class LogSNRSolver(LinearSolver):
         return recurrence_plan(tab, self.recurrence(tab), repr(self))
 
 
-def multistep_orders(tab: LogSNRTable, order: int, lower_order_final: bool, final_policy: str = "dpm") -> List[int]:
-    """The order used at each step of a multistep method.
+def final_cap(k: int, i: int, n: int, lower_order_final: bool, final_policy: str) -> int:
+    """The ``lower_order_final`` policy at step ``i`` of ``n``: ``"dpm"`` uses order ≤ 1 on the last and ≤ 2 on the
+    second-to-last step when the run has fewer than 15 steps (DPM-Solver++); ``"unipc"`` caps the order by the
+    number of steps left (UniPC)."""
+    if not lower_order_final:
+        return k
+    if final_policy == "unipc":
+        return min(k, n - i)
+    return k if n >= 15 else (1 if i == n - 1 else (min(k, 2) if i == n - 2 else k))
 
-    Rules (as in DPM-Solver++ / diffusers): warm-up with lower orders while history is short; history
-    points at λ = −∞ are not usable; a step into λ = +∞ or out of λ = −∞ has order 1. With
-    ``lower_order_final``: ``final_policy="dpm"`` uses order ≤ 1 on the last and ≤ 2 on the second-to-last
-    step when the run has fewer than 15 steps (DPM-Solver++); ``"unipc"`` caps the order by the number of
-    steps left (UniPC).
-    """
-    n = len(tab.t) - 1
-    orders = []
-    usable = 0  # consecutive finite-λ history points ending at the current one
+
+def multistep_orders(tab: LogSNRTable, order: int, lower_order_final: bool, final_policy: str = "dpm") -> List[int]:
+    """The order used at each step of a multistep method (as in DPM-Solver++ / diffusers): warm-up with lower orders
+    while history is short; history points at λ = −∞ are not usable; a step into λ = +∞ or out of λ = −∞ has
+    order 1; then :func:`final_cap`."""
+    n, orders, usable = len(tab.t) - 1, [], 0  # usable: consecutive finite-λ history points ending at the current one
     for i in range(n):
         usable = usable + 1 if tab.finite(i) else 0
-        k = min(order, max(usable, 1))
-        if not (tab.finite(i) and tab.finite(i + 1)):
-            k = 1
-        if lower_order_final:
-            if final_policy == "unipc":
-                k = min(k, n - i)
-            elif n < 15:
-                if i == n - 1:
-                    k = 1
-                elif i == n - 2:
-                    k = min(k, 2)
-        orders.append(k)
+        k = min(order, max(usable, 1)) if tab.finite(i) and tab.finite(i + 1) else 1
+        orders.append(final_cap(k, i, n, lower_order_final, final_policy))
     return orders
 
 
 def step_points(tab: LogSNRTable, points: int, lower_order_final: bool, final_policy: str = "dpm",
                 split: Optional[bool] = None) -> List[int]:
-    """Points of history used at each step of a multistep method (its order without a corrector).
-
-    On grids with finite λ at both ends this is :func:`multistep_orders`. On grids reaching λ = ±∞
-    (:func:`split_form`) each step takes up to ``points`` consecutive points whose variable (:func:`step_region`) is
-    finite, and the same ``lower_order_final`` policies apply.
-    """
+    """Points of history used at each step of a multistep method (its order without a corrector): on grids with
+    finite λ at both ends :func:`multistep_orders`; on grids reaching λ = ±∞ (:func:`split_form`) up to ``points``
+    consecutive points whose variable (:func:`step_region`) is finite, then :func:`final_cap`."""
     if not (split_form(tab) if split is None else split):
         return multistep_orders(tab, points, lower_order_final, final_policy)
     n = len(tab.t) - 1
-    out = []
-    for i in range(n):
-        if tab.a[i] == 0.0 and tab.sigma[i + 1] == 0.0:
-            out.append(1)
-            continue
-        k = min(points, usable_points(tab, i, step_region(tab, i)))
-        if lower_order_final:
-            if final_policy == "unipc":
-                k = min(k, n - i)
-            elif n < 15:
-                k = 1 if i == n - 1 else (min(k, 2) if i == n - 2 else k)
-        out.append(max(k, 1))
-    return out
+    return [1 if tab.a[i] == 0.0 and tab.sigma[i + 1] == 0.0 else
+            max(final_cap(min(points, usable_points(tab, i, step_region(tab, i))), i, n, lower_order_final,
+                          final_policy), 1) for i in range(n)]
 
 
 def split_step(tab: LogSNRTable, i: int, points: int) -> Tuple[float, List[Tuple[int, float, str]]]:

@@ -39,10 +39,31 @@ import torch
 
 from .. import validation
 from ..errors import ConfigError
-from .base import FixedStepSolver, Step, register
-from .log_snr import LogSNRTable, check_variable, model_output, split_form, step_region, usable_points, variable_step
+from ..models.field import Prediction
+from .base import Exempt, FixedStepSolver, OrderCheck, Step, register
+from .log_snr import LogSNRTable, check_variable, split_form, step_region, usable_points, variable_step
 
 KINDS = ("data", "noise")
+
+
+def model_output(pred: Prediction, kind: str, x: torch.Tensor, a: float, sigma: float) -> torch.Tensor:
+    r"""The data (``D``) or noise (``ε̂``) prediction with scalar fast paths:
+    :math:`D = x/a - (\sigma/a)\hat\varepsilon`, :math:`\hat\varepsilon = x/\sigma - (a/\sigma) D` (two fused ops);
+    anything else goes through the interpolant's conversions. The result is cached on ``pred``."""
+    want = "x1" if kind == "data" else "noise"
+    if pred.kind == want:
+        return pred.value  # type: ignore[return-value]
+    cache = pred._cache  # noqa: SLF001  (the Prediction's own conversion cache)
+    if want in cache:
+        return cache[want]
+    if kind == "data" and pred.kind == "noise" and a > 0:
+        out = torch.add(x * (1.0 / a), pred.value, alpha=-sigma / a)  # type: ignore[arg-type]
+    elif kind == "noise" and pred.kind == "x1" and sigma > 0:
+        out = torch.add(x * (1.0 / sigma), pred.value, alpha=-a / sigma)  # type: ignore[arg-type]
+    else:
+        out = pred.as_kind(want)
+    cache[want] = out
+    return out
 
 
 class _MRSBase(FixedStepSolver):
@@ -152,6 +173,10 @@ class MRS(_MRSBase):
             λ-form everywhere; order ≈ 1.5 on such grids).
     """
 
+    # order 2 on linear [0, 1] with variable="auto" (u/ρ forms at λ = ∓∞); the λ-form ("log_snr") is ≈ 1.5 there
+    order_checks = (OrderCheck({"order": 1}), OrderCheck(), OrderCheck({"order": 2, "prediction": "noise"}),
+                    OrderCheck({"order": 1, "prediction": "noise"}, paths=("vp",)))
+
     def __init__(self, order: int = 2, prediction: str = "data", variable: str = "auto"):
         self.order, self.prediction = self._check(order, prediction)
         self.variable = check_variable(variable)
@@ -173,6 +198,8 @@ class MRSSDE(_MRSBase):
     order = 1
     stochastic = True
     _sde = True
+    order_checks = Exempt("stochastic: strong order 1 on a shared Brownian path",
+                          "tests/samplers/test_mean_reverting.py::test_mrs_sde_strong_order_one")
 
     def __init__(self, history: int = 2, prediction: str = "data"):
         self.history, self.prediction = self._check(history, prediction, "history")

@@ -29,7 +29,7 @@ from .. import validation
 from ..errors import ConfigError
 from ..interpolants.base import PREDICTIONS, Interpolant, canonical_prediction
 from ..models.field import Field
-from .base import SOLVERS, LinearSolver, Solver, _interpolant_of, check_nfe, register
+from .base import SOLVERS, LinearSolver, OrderCheck, Solver, _interpolant_of, check_nfe, register
 from .plan import Plan, PlanBuilder, compile_plan
 
 
@@ -167,6 +167,7 @@ class NonStationary(LinearSolver):
     """
 
     order, evals_per_step = 1, 1
+    order_checks = (OrderCheck(),)
 
     def __init__(self, coefficients: Union[NSCoefficients, Dict[str, Any], None] = None):
         # the field holds the numbers as a plain (frozen) dict; the validated NSCoefficients live in ``_c``

@@ -67,10 +67,6 @@ class Plan:
         """The number of model evaluations."""
         return len(self.times)
 
-    def kinds(self) -> Tuple[str, ...]:
-        """The prediction kinds the outputs are read as."""
-        return tuple(sorted({k for row in self.rows for k, _, _ in row if k != STATE}))
-
     def shifted(self, model_time: Callable[[float], float]) -> "Plan":
         """The same plan with the model called at ``model_time(τ)`` instead of τ (time-shifted sampling)."""
         return Plan(self.grid, self.times, tuple(float(model_time(t)) for t in self.times), self.rows, self.ends,
@@ -356,14 +352,9 @@ def execute(program: Program, field: Field, x: torch.Tensor) -> Iterator[Tuple[i
 # --------------------------------------------------------------------------------------------------------------
 # Caches keyed by value
 # --------------------------------------------------------------------------------------------------------------
-def value_key(obj: Any) -> Tuple[Any, ...]:
-    """A hashable key describing a configuration object by value (type and parameters), holding no reference to it."""
-    if isinstance(obj, Config):
-        return obj.config_key()
-    params = obj.params() if hasattr(obj, "params") else None
-    if params is None:
-        return (type(obj).__module__, type(obj).__qualname__, id(obj))
-    return (type(obj).__module__, type(obj).__qualname__, repr(sorted(params.items(), key=lambda kv: kv[0])))
+def value_key(obj: Config) -> Tuple[Any, ...]:
+    """A hashable key describing a configuration (solver, interpolant) by value, holding no reference to it."""
+    return obj.config_key()
 
 
 class ValueCache:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence, Tuple
 
-from .base import LinearSolver, register
+from .base import LinearSolver, OrderCheck, register
 from .plan import PlanBuilder
 
 
@@ -39,6 +39,7 @@ class Euler(ExplicitRK):
     r"""Forward Euler: :math:`x_{n+1} = x_n + h\,b(t_n, x_n)`; 1 NFE/step, order 1."""
 
     order, evals_per_step = 1, 1
+    order_checks = (OrderCheck(),)
     tableau = ((0.0,), ((),), (1.0,))
 
 
@@ -47,6 +48,7 @@ class Heun(ExplicitRK):
     r"""Heun (explicit trapezoid): :math:`x_{n+1} = x_n + \tfrac h2(k_1 + k_2)`; 2 NFE/step, order 2."""
 
     order, evals_per_step = 2, 2
+    order_checks = (OrderCheck(),)
     tableau = ((0.0, 1.0), ((), (1.0,)), (0.5, 0.5))
 
 
@@ -55,6 +57,7 @@ class Midpoint(ExplicitRK):
     r"""Explicit midpoint: :math:`x_{n+1} = x_n + h\,b(t_n + \tfrac h2, x_n + \tfrac h2 k_1)`; 2 NFE/step, order 2."""
 
     order, evals_per_step = 2, 2
+    order_checks = (OrderCheck(),)
     tableau = ((0.0, 0.5), ((), (0.5,)), (0.0, 1.0))
 
 
@@ -67,6 +70,7 @@ class Heun3(ExplicitRK):
     """
 
     order, evals_per_step = 3, 3
+    order_checks = (OrderCheck(),)
     tableau = ((0.0, 1.0 / 3.0, 2.0 / 3.0), ((), (1.0 / 3.0,), (0.0, 2.0 / 3.0)), (0.25, 0.0, 0.75))
 
 
@@ -79,6 +83,7 @@ class Kutta3(ExplicitRK):
     """
 
     order, evals_per_step = 3, 3
+    order_checks = (OrderCheck(),)
     tableau = ((0.0, 0.5, 1.0), ((), (0.5,), (-1.0, 2.0)), (1.0 / 6.0, 2.0 / 3.0, 1.0 / 6.0))
 
 
@@ -91,6 +96,7 @@ class SSPRK3(ExplicitRK):
     """
 
     order, evals_per_step = 3, 3
+    order_checks = (OrderCheck(),)
     tableau = ((0.0, 1.0, 0.5), ((), (1.0,), (0.25, 0.25)), (1.0 / 6.0, 1.0 / 6.0, 2.0 / 3.0))
 
 
@@ -99,6 +105,7 @@ class RK4(ExplicitRK):
     r"""Classical fourth-order Runge–Kutta; 4 NFE/step, order 4."""
 
     order, evals_per_step = 4, 4
+    order_checks = (OrderCheck(steps=(32, 64, 128)),)
     tableau = (
         (0.0, 0.5, 0.5, 1.0),
         ((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)),
@@ -116,6 +123,7 @@ class RK4ThreeEighths(ExplicitRK):
     """
 
     order, evals_per_step = 4, 4
+    order_checks = (OrderCheck(steps=(32, 64, 128)),)
     tableau = (
         (0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0),
         ((), (1.0 / 3.0,), (-1.0 / 3.0, 1.0), (1.0, -1.0, 1.0)),

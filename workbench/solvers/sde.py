@@ -12,7 +12,7 @@ from typing import Callable, Union
 import torch
 
 from ..errors import ConfigError
-from .base import FixedStepSolver, register
+from .base import FixedStepSolver, OrderCheck, register
 from .plan import euler_update
 
 EpsLike = Union[float, Callable[[float], float]]
@@ -49,6 +49,7 @@ class EulerMaruyama(FixedStepSolver):
     order = 1
     evals_per_step = 1
     stochastic = True
+    order_checks = (OrderCheck({"eps": 0.0}),)  # ε = 0 is the ODE (Euler); the SDE's law: tests/core/test_solvers.py
 
     def __init__(self, eps: EpsLike = 1.0):
         self.eps = check_eps(eps)

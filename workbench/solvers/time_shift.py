@@ -17,7 +17,7 @@ import torch
 
 from ..errors import ConfigError
 from ..models.field import DATA_SCORE, Field, Prediction
-from .base import SOLVERS, LinearSolver, Solver, register
+from .base import SOLVERS, LinearSolver, OrderCheck, Solver, register
 
 OffsetLike = Union[float, Callable[[float], float]]
 
@@ -54,6 +54,8 @@ class TimeShifted(LinearSolver):
         offset: δ added to the model's time (a float; negative = toward the noise end).
         base_params: the wrapped solver's parameters.
     """
+
+    order_checks = (OrderCheck({"base": "dpmpp_3m", "offset": 0.0}),)
 
     def __init__(self, base: str = "dpmpp_2m", offset: float = 0.0, base_params: Optional[Dict[str, Any]] = None):
         if base in ("time_shifted", "ts_sampler", "shifted_time"):
