@@ -5,8 +5,8 @@ gmm2d) is within ±0.15 of the nominal order on each path the check names (``lin
 A new solver registered without ``order_checks`` on its class fails here."""
 import pytest
 
-from workbench.convergence import PATHS, Exempt, OrderCheck, convergence_table, declaration_errors, format_table,
-                                  order_checks
+from workbench.convergence import (PATHS, Exempt, OrderCheck, convergence_table, declaration_errors, format_table,
+                                  order_checks)
 from workbench.registry import Registry
 from workbench.solvers import SOLVERS
 from workbench.solvers.base import FixedStepSolver
