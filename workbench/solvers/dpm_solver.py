@@ -22,7 +22,7 @@ With ``predict="noise"`` the same formulas run on :math:`\hat\varepsilon` in the
 from __future__ import annotations
 
 import math
-from typing import Any, List, Tuple
+from typing import List, Tuple
 
 import torch
 

@@ -18,7 +18,7 @@ predictor's (no evaluation follows it). A run applies corrector and next predict
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
