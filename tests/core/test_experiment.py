@@ -110,7 +110,9 @@ def test_cli_help_lists_registered_names(capsys):
 def test_convergence_command_prints_table(capsys):
     assert main(["convergence", "--solvers", "euler", "heun", "--n-samples", "32"]) == 0
     text = capsys.readouterr().out
-    assert "| euler | linear [0, 1] uniform | 1 |" in text and "| heun | vp [0, 0.99] logsnr | 2 |" in text
+    assert "| solver | nominal | linear [0, 1] uniform | vp [0, 0.99] logsnr |" in text
+    rows = [line for line in text.splitlines() if line.startswith(("| euler |", "| heun |"))]  # one row per solver
+    assert [r.split(" | ")[:2] for r in rows] == [["| euler", "1"], ["| heun", "2"]]
 
 
 def test_validation_builds_no_model_and_problems_refuse_early():

@@ -67,7 +67,7 @@ def ddim(field, x, grid):
 
 def adams_u_rho(field, x, grid, points):
     """Split-form multistep (no warm-up corrector): Adams–Bashforth with ``points`` points on dz/du = D (z = x/σ,
-    u = a/σ) on the noise half and on dy/ds = ε̂/(2ρ) (y = x/a, ρ = σ/a, s = ρ²) on the data half."""
+    u = a/σ) on the noise half and on dy/dρ = ε̂ (y = x/a, ρ = σ/a) on the data half."""
     I, hist = field.interpolant, []
     for i, (t, t1) in enumerate(zip(grid[:-1], grid[1:])):
         (a0, s0), (a1, s1) = _lam(I, t), _lam(I, t1)
@@ -79,11 +79,11 @@ def adams_u_rho(field, x, grid, points):
         nodes = []
         for tk, pk in reversed(hist[-points:]):
             ak, sk = _lam(I, tk)
-            v = (ak / sk) if data else (math.inf if ak == 0 else (sk / ak) ** 2)
+            v = (ak / sk) if data else (math.inf if ak == 0 else sk / ak)
             if not math.isfinite(v):
                 break
-            nodes.append((v, pk.data if data else pk.noise * (ak / sk) / 2))
-        v0, v1 = (a0 / s0, math.inf if s1 == 0 else a1 / s1) if data else ((s0 / a0) ** 2, (s1 / a1) ** 2)
+            nodes.append((v, pk.data if data else pk.noise))
+        v0, v1 = (a0 / s0, math.inf if s1 == 0 else a1 / s1) if data else (s0 / a0, s1 / a1)
         xs, ws = torch.tensor([-0.7745966692414834, 0.0, 0.7745966692414834], dtype=torch.float64), [5 / 9, 8 / 9, 5 / 9]
         integral = 0
         for q, wq in zip(((v1 - v0) * (xs + 1) / 2 + v0).tolist(), ws):

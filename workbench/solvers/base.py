@@ -12,7 +12,7 @@ steps (documented rounding down; ``result.nfe`` is the count actually made, ``re
 from __future__ import annotations
 
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, Iterator, List, Optional, Tuple, Union
 

@@ -22,7 +22,7 @@ With ``predict="noise"`` the same formulas run on :math:`\hat\varepsilon` in the
 from __future__ import annotations
 
 import math
-from typing import Any, List, Tuple
+from typing import List, Tuple
 
 import torch
 
@@ -237,7 +237,7 @@ class DPMSolverSinglestep(LogSNRSolver):
     def _split_step(self, b: PlanBuilder, I, tab: LogSNRTable, i: int) -> None:
         r"""Step ``i`` of a grid reaching λ = ±∞: the ``k``-stage explicit RK method (Euler, midpoint, Heun-3; every
         stage strictly inside the step) on :math:`dz/du = D` with :math:`z = x/\sigma` (data region) or
-        :math:`dy/ds = \hat\varepsilon/(2\rho)` with :math:`y = x/a`, :math:`s = \rho^2` (noise region), see :func:`~.log_snr.variable_step`."""
+        :math:`dy/d\rho = \hat\varepsilon` with :math:`y = x/a` (noise region), see :func:`~.log_snr.variable_step`."""
         k, start = self.order, b.current
         if tab.a[i] == 0.0 and tab.sigma[i + 1] == 0.0:  # one step across
             self._ddim_substeps(b, I, tab, i)
@@ -246,16 +246,14 @@ class DPMSolverSinglestep(LogSNRSolver):
         region = step_region(tab, i)
         v0, v1 = region_variable(tab, i, region), region_variable(tab, i + 1, region)
         dv = v1 - v0
-        kind, data = ("x1", True) if region == "data" else ("noise", False)
-        vs = [v0 + cs * dv for cs in c]  # stage values of u (data) or s = ρ² (noise: the output enters as ε̂/(2ρ))
-        lam = [math.log(v) if data else -0.5 * math.log(v) for v in vs[1:]]
+        kind = "x1" if region == "data" else "noise"
+        lam = [math.log(v0 + cs * dv) * (1.0 if region == "data" else -1.0) for cs in c[1:]]
         t_stage = [tab.t[i]] + (I.t_from_log_snr(torch.tensor(lam, dtype=torch.float64), tab.t[i], tab.t[i + 1])
                                 .tolist() if lam else [])
-        w_out = [1.0 if data else 0.5 / math.sqrt(v) for v in vs]
 
         def scale(t: float) -> float:
             co = I.coefficients(float(t))
-            return float(co.sigma if data else co.signal)
+            return float(co.sigma if region == "data" else co.signal)
 
         s0, outs = scale(tab.t[i]), []
         for s in range(k):
@@ -263,8 +261,8 @@ class DPMSolverSinglestep(LogSNRSolver):
             last = s == k - 1
             weights = w if last else A[s + 1]
             ss = scale(tab.t[i + 1] if last else t_stage[s + 1])
-            b.advance([("x", start, ss / s0)] + [(kind, o, ss * dv * wm * w_out[m]) for m, (o, wm) in
-                                                 enumerate(zip(outs, weights))], step=i if last else -1, order=k)
+            b.advance([("x", start, ss / s0)] + [(kind, o, ss * dv * wm) for o, wm in zip(outs, weights)],
+                      step=i if last else -1, order=k)
 
     def _ddim_substeps(self, b: PlanBuilder, I, tab: LogSNRTable, i: int) -> None:
         """Step ``i`` as ``k`` first-order DDIM sub-steps uniform in t (order 1)."""

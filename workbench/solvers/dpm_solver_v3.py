@@ -109,7 +109,7 @@ def compute_ems(field: Field, x: torch.Tensor, t_start: float, t_end: float, n_l
     """Estimate the EMS by a pilot run from the start states ``x`` ``(B, ...)`` at ``t_start``.
 
     Args:
-        field: the model (its counter is used and reset; the pilot's count is stored in ``EMS.pilot_nfe``).
+        field: the model (its counter is never reset; the pilot's count is stored in ``EMS.pilot_nfe``).
         x: pilot start states (a few hundred).
         t_start, t_end: the sampling interval; the EMS cover λ(t_start)…λ(t_end) clipped to ``lambda_range``.
         n_lambda: λ nodes of the EMS grid. n_probes: Hutchinson probes per node (states with more than 16
@@ -124,16 +124,14 @@ def compute_ems(field: Field, x: torch.Tensor, t_start: float, t_end: float, n_l
     t_nodes = I.t_from_log_snr(lam, float(t_start), float(t_end))
     if I.log_snr(float(t_start)) >= lo - 1e-12:
         t_nodes[0] = float(t_start)
-    field.reset()
+    nfe0 = field.nfe  # the user's counter is read, never reset
     x = x.detach()
     if float(t_nodes[0]) > t_start:  # λ(t_start) was clipped: reach the first node accurately
         x = DPMSolverPP(3, lower_order_final=False).sample(
             field, x, 400, "uniform", float(t_start), float(t_nodes[0])).x
-    used = field.nfe
     gen = torch.Generator(device=x.device).manual_seed(seed)
     tab = LogSNRTable.build(I, t_nodes.tolist())
     fs, ls = [], []
-    field.reset()
     # the pilot trajectory through the λ nodes: DPM-Solver++ 3M (data prediction) through the plan executor
     pilot = DPMSolverPP(3, lower_order_final=False).stream(
         field, x, n_lambda - 1, grid=torch.as_tensor(tab.t, dtype=torch.float64))
@@ -165,7 +163,6 @@ def compute_ems(field: Field, x: torch.Tensor, t_start: float, t_end: float, n_l
         ls.append(lk)
         yk = y.detach()
         fs.append(yk - lk * xs)
-    used += field.nfe
     F = torch.stack(fs).to(torch.float64)               # (K, B, ...)
     dlam = float(lam[1] - lam[0])
     F1 = torch.gradient(F, spacing=dlam, dim=0)[0]      # df/dλ along the trajectory (2nd-order differences)
@@ -179,8 +176,7 @@ def compute_ems(field: Field, x: torch.Tensor, t_start: float, t_end: float, n_l
         lt, s, b = (_smooth(v, smooth) for v in (lt, s, b))
     L, S = _cumtrapz(lt, dlam), _cumtrapz(s, dlam)
     Kb = _cumtrapz(torch.exp(-S) * b, dlam)
-    field.reset()
-    return EMS(lam, lt.cpu(), s.cpu(), b.cpu(), L.cpu(), S.cpu(), Kb.cpu(), used)
+    return EMS(lam, lt.cpu(), s.cpu(), b.cpu(), L.cpu(), S.cpu(), Kb.cpu(), field.nfe - nfe0)
 
 
 @register("dpm_solver_v3", "dpmv3", "dpm_v3")

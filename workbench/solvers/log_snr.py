@@ -19,7 +19,7 @@ into the next predictor (:func:`fold_correctors`).
 
 Endpoints: on a grid reaching :math:`a = 0` or :math:`\sigma = 0` (λ = ∓∞, the ends of linear/trig paths) the
 samplers switch (``variable="auto"``) to Adams steps in :math:`u = a/\sigma` on the noise half and
-:math:`s = (\sigma/a)^2` on the data half (:func:`variable_step`), where D and ε̂ are smooth, with a Newton–Cotes
+:math:`\rho = \sigma/a` on the data half (:func:`variable_step`), where D and ε̂ are smooth, with a Newton–Cotes
 restart of multistep methods out of :math:`a = 0` (:func:`restart_terms`): the global order stays nominal.
 ``variable="log_snr"`` keeps the published λ-form, whose steps touching λ = ±∞ are first order (DDIM), as in diffusers.
 """
@@ -137,7 +137,7 @@ def split_form(tab: LogSNRTable) -> bool:
 
 def step_region(tab: LogSNRTable, i: int) -> str:
     r"""The form of step ``i → i+1`` on a grid reaching λ = ±∞: ``"data"`` (data prediction in :math:`u = a/\sigma`)
-    on the noise half (and always out of :math:`a = 0`), ``"noise"`` (noise prediction in :math:`s = (\sigma/a)^2`)
+    on the noise half (and always out of :math:`a = 0`), ``"noise"`` (noise prediction in :math:`\rho = \sigma/a`)
     on the data half (and always into :math:`\sigma = 0`)."""
     if tab.a[i] == 0.0:
         return "data"
@@ -147,10 +147,8 @@ def step_region(tab: LogSNRTable, i: int) -> str:
 
 
 def region_variable(tab: LogSNRTable, i: int, region: str) -> float:
-    r""":math:`u_i = a_i/\sigma_i` (data region) or :math:`s_i = \rho_i^2 = \sigma_i^2/a_i^2` (noise region); ``inf`` where
-    undefined. (:math:`s`, not :math:`\rho`: :math:`\sigma^2` is smooth in t where :math:`\sigma` need not be, e.g.
-    :math:`\sigma = \sqrt{1-t}` on ``sb`` and ``vp`` at t = 1, so a uniform t-grid is smooth in :math:`s`.)"""
-    num, den = (tab.a[i], tab.sigma[i]) if region == "data" else (tab.sigma[i] ** 2, tab.a[i] ** 2)
+    r""":math:`u_i = a_i/\sigma_i` (data region) or :math:`\rho_i = \sigma_i/a_i` (noise region); ``inf`` where undefined."""
+    num, den = (tab.a[i], tab.sigma[i]) if region == "data" else (tab.sigma[i], tab.a[i])
     return math.inf if den == 0.0 else num / den
 
 
@@ -164,30 +162,30 @@ def polynomial_weights(v0: float, v1: float, nodes: Sequence[float]) -> List[flo
 def variable_step(tab: LogSNRTable, i: int, lags: Sequence[int], region: str) -> Tuple[float, List[Tuple[int, float, str]]]:
     r"""Adams-type exponential-integrator step ``i → i+1`` in the variable that is smooth at the nearby end.
 
-    With :math:`u = a/\sigma = e^{\lambda}`, :math:`\rho = \sigma/a` and :math:`s = \rho^2` the two exact forms of the
-    probability-flow ODE (module docstring) become plain quadratures (:math:`z = x/\sigma`, :math:`y = x/a`),
+    With :math:`u = a/\sigma = e^{\lambda}` and :math:`\rho = \sigma/a = e^{-\lambda}` the two exact forms of the
+    probability-flow ODE (module docstring) become plain quadratures,
 
     .. math::
         x_{i+1} = \frac{\sigma_{i+1}}{\sigma_i}x_i + \sigma_{i+1}\int_{u_i}^{u_{i+1}} D\,du,\qquad
-        x_{i+1} = \frac{a_{i+1}}{a_i}x_i + a_{i+1}\int_{s_i}^{s_{i+1}} \frac{\hat\varepsilon}{2\rho}\,ds ,
+        x_{i+1} = \frac{a_{i+1}}{a_i}x_i + a_{i+1}\int_{\rho_i}^{\rho_{i+1}} \hat\varepsilon\,d\rho ,
 
-    (:math:`dy/d\rho = \hat\varepsilon`, :math:`ds = 2\rho\,d\rho`). :math:`D` is analytic in :math:`u` at :math:`u = 0`
-    (:math:`a = 0`), and :math:`\hat\varepsilon/\rho = -\nabla_y\log p_s(y)` is analytic in :math:`s` at :math:`s = 0`
-    (:math:`\sigma = 0`; :math:`y = x_1 + \rho\,\xi` is the data smoothed by the heat kernel of variance :math:`s`,
-    for data with a smooth density). A polynomial through the outputs (:math:`D`, resp. :math:`\hat\varepsilon/\rho`)
-    at ``i - lag`` in that variable (``lag = -1``: the new point, an Adams–Moulton corrector) integrated exactly has
-    local error :math:`O(h^{k+1})` with ``k`` points on a grid smooth in the variable, so the global order survives the
-    ends, where λ-polynomials (whose first and last steps are O(1) in λ however fine a uniform grid is) cap it at 2.
+    and :math:`D` is analytic in :math:`u` at :math:`u = 0` (:math:`a = 0`) while :math:`\hat\varepsilon` is analytic in
+    :math:`\rho` at :math:`\rho = 0` (:math:`\sigma = 0`): for :math:`y = x/a = x_1 + \rho\,\xi` the data enter only
+    through Gaussian smoothing of width :math:`\rho`. A polynomial through the outputs at ``i - lag`` in that variable
+    (``lag = -1``: the new point, an Adams–Moulton corrector) integrated exactly has local error :math:`O(h^{k+1})`
+    with ``k`` points, so the global order survives the ends, where λ-polynomials (whose first and last steps are O(1)
+    in λ however fine a uniform grid is) cap it at 2. In the interior the forms agree to the method's order.
 
     Returns ``(c_x, [(lag, c, kind)])`` with ``kind`` ``"x1"`` (data region) or ``"noise"``.
     """
     nodes = [region_variable(tab, i - g, region) for g in lags]
-    w = polynomial_weights(region_variable(tab, i, region), region_variable(tab, i + 1, region), nodes)
+    v0, v1 = region_variable(tab, i, region), region_variable(tab, i + 1, region)
     if region == "data":
-        return tab.sigma[i + 1] / tab.sigma[i], [(g, tab.sigma[i + 1] * wg, "x1") for g, wg in zip(lags, w)]
-    if 0.0 in nodes:
-        raise ValueError("variable_step: an output at sigma = 0 has no finite noise/rho")
-    return tab.a[i + 1] / tab.a[i], [(g, 0.5 * tab.a[i + 1] * wg / math.sqrt(v), "noise") for g, wg, v in zip(lags, w, nodes)]
+        cx, scale, kind = tab.sigma[i + 1] / tab.sigma[i], tab.sigma[i + 1], "x1"
+    else:
+        cx, scale, kind = tab.a[i + 1] / tab.a[i], tab.a[i + 1], "noise"
+    w = polynomial_weights(v0, v1, nodes)
+    return cx, [(g, scale * wg, kind) for g, wg in zip(lags, w)]
 
 
 def usable_points(tab: LogSNRTable, i: int, region: str) -> int:

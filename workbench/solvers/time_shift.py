@@ -17,7 +17,7 @@ import torch
 
 from ..errors import ConfigError
 from ..models.field import DATA_SCORE, Field, Prediction
-from .base import SOLVERS, LinearSolver, OrderCheck, Solver, register
+from .base import SOLVERS, LinearSolver, OrderCheck, register
 
 OffsetLike = Union[float, Callable[[float], float]]
 

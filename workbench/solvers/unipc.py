@@ -18,7 +18,7 @@ predictor's (no evaluation follows it). A run applies corrector and next predict
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -124,8 +124,7 @@ class UniPC(LogSNRSolver):
                     corrs.append(None)
                     continue
                 region = step_region(tab, i)
-                last = i == len(points) - 1
-                if self.corrector and last:  # no corrector follows the last step: one more point
+                if self.corrector and i == len(points) - 1:  # no corrector follows the last step: one more point
                     k = min(self.order, usable_points(tab, i, region))
                 cx, terms = variable_step(tab, i, list(range(k)), region)
                 preds.append((k, cx, terms))
@@ -133,8 +132,7 @@ class UniPC(LogSNRSolver):
                 if restart is not None:  # the first p + 1 outputs re-integrate the start out of a = 0
                     corrs.append((None, restart))
                 else:
-                    corrs.append(variable_step(tab, i, [-1] + list(range(k)), region)
-                                 if self.corrector and not last else None)
+                    corrs.append(variable_step(tab, i, [-1] + list(range(k)), region) if self.corrector else None)
                 continue
             if not (tab.finite(i) and tab.finite(i + 1)):
                 cx, cd = ddim_coefficients(tab, i, i + 1)
