@@ -147,14 +147,17 @@ def main() -> int:
         out.append(f"| {label} | {count_parameters(models[label])} | {secs[label]:.0f} | "
                    + " | ".join(f"{float(e[s]):.3f}" if s < len(e) else f"diverged (step {r['diverged_at']})" for s in steps)
                    + f" | {_ct(0.8)} | {_ct(0.95)} | {float(be['low'][1:].mean()):.4g} | {float(be['mid'][1:].mean()):.4g}"
-                   f" | {float(be['high'][1:].mean()):.4g} | {float(r['invariant_drift'][-1]):+.3f} |")
+                   f" | {float(be['high'][1:].mean()):.4g} | {float(r['invariant_drift'][-1]):+.3g} |")
     out.append(f"| persistence (u_0 kept) | – | – | " + " | ".join(f"{float(pers[s]):.3f}" for s in steps)
                + " | – | – | – | – | – | – |")
     out.append("\nnRMSE = ‖û − u‖/‖u‖ (batch mean; √2 ≈ 1.414 = a decorrelated field of equal variance). "
                "Correlation time: simulated time for which the batch-mean Pearson correlation with the solver stays "
                "≥ the threshold (≥: never fell below within the rollout). fRMSE: per-shell RMS error amplitude averaged "
                "over the band's shells and all rollout steps (PDEBench's bands). Enstrophy drift: model / solver − 1 at "
-               "the last step. The refiner samples each step with euler, 8 NFE (logsnr grid).\n")
+               "the last step. The refiner samples each step with euler, 8 NFE (logsnr grid). A rollout that became "
+               "non-finite ('diverged (step k)': first non-finite frame) is scored over its finite prefix only; the "
+               "train s column is wall time on a machine shared with other jobs (Spectral-Refiner: FNO + "
+               "fine-tuning).\n")
     total = time.perf_counter() - t_all
     text = "\n".join(out).replace("{TOTAL}", f"{total:.0f}")
     os.makedirs(args.out_dir, exist_ok=True)
