@@ -123,7 +123,6 @@ def main() -> int:
                     page.locator(".status-a").filter(has_text="done").wait_for(timeout=300_000)
                     page.evaluate(HOOK)
                     page.locator(".w-run button").click()
-                    page.locator(".status-a").filter(has_text="running").wait_for()
                     page.locator(".status-a").filter(has_text="done").wait_for(timeout=300_000)
                     time.sleep(0.3)
                     wb = page.evaluate("() => window.__wb")

@@ -43,6 +43,9 @@ PERIOD_MS = 25
 #: a pushed particle frame is "in flight" until the browser acknowledges that it painted it; the next frame of that
 #: side waits for the acknowledgement (latest-wins: frames produced meanwhile are skipped), or at most this long.
 ACK_TIMEOUT_S = 0.5
+#: particle frames a side may have in flight (pushed, not yet acknowledged as painted): 2 overlaps the round trip
+#: of one acknowledgement with the transfer and paint of the next frame.
+MAX_IN_FLIGHT = 2
 #: Runs in the browser on every change of a particle source: after the next paint (requestAnimationFrame, then a
 #: task) it bumps ``ack.tags[i]``, which Bokeh syncs back to the server (:meth:`Dashboard._on_ack`).
 ACK_JS = """
@@ -218,7 +221,7 @@ class Dashboard:
         self._path_len: Dict[str, int] = {"a": 0, "b": 0}
         #: backpressure (a browser acknowledges painted frames) only with a live page; unit tests draw every tick
         self._backpressure = periodic
-        self._awaiting: Dict[str, bool] = {"a": False, "b": False}
+        self._in_flight: Dict[str, int] = {"a": 0, "b": 0}
         self._pushed_at: Dict[str, float] = {"a": 0.0, "b": 0.0}
         self.acks = 0
         self._series_colors: Dict[str, str] = {}
@@ -630,15 +633,18 @@ class Dashboard:
 
     def _draw_latest(self, s: str) -> None:
         """Draw side ``s``'s newest frame unless it is already shown or the previous one is still in flight (not
-        yet painted by the browser, and pushed less than :data:`ACK_TIMEOUT_S` ago)."""
+        yet painted by the browser: :data:`MAX_IN_FLIGHT` of them, the last pushed less than :data:`ACK_TIMEOUT_S`
+        ago)."""
         run = self.runs.get(s)
         if run is None or self.closed:
             return
         version, frame = run.latest()
         if version == self._seen[s]:
             return
-        if self._awaiting[s] and time.monotonic() - self._pushed_at[s] < ACK_TIMEOUT_S:
-            return
+        if self._in_flight[s] >= MAX_IN_FLIGHT:
+            if time.monotonic() - self._pushed_at[s] < ACK_TIMEOUT_S:
+                return
+            self._in_flight[s] = 0  # an acknowledgement was lost (or the page is gone): push anyway
         self._seen[s] = version
         self.draw(s, run, frame)
 
@@ -649,7 +655,8 @@ class Dashboard:
         with hold(self.ack_src.document):
             for i, s in enumerate("ab"):
                 if i < len(new) and (i >= len(old) or new[i] != old[i]):
-                    self._awaiting[s] = False
+                    painted = int(new[i]) - (int(old[i]) if i < len(old) else 0)
+                    self._in_flight[s] = max(0, self._in_flight[s] - max(painted, 1))
                     self._draw_latest(s)
 
     def _draw_paths(self, side: str, paths: np.ndarray) -> None:
@@ -677,7 +684,9 @@ class Dashboard:
         if xy is not None:
             self.point_src[side].data = {"x": np.ascontiguousarray(xy[:, 0]), "y": np.ascontiguousarray(xy[:, 1])}
             self._draw_paths(side, frame["paths"])
-            self._awaiting[side], self._pushed_at[side] = self._backpressure, now
+            if self._backpressure:
+                self._in_flight[side] += 1
+                self._pushed_at[side] = now
             if slow_due:
                 k, e = frame["spectrum"]
                 self.spec_src[side].data = {"k": k, "E": e}
