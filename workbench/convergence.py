@@ -27,7 +27,8 @@ __all__ = ["PATHS", "STEPS", "OrderCheck", "Exempt", "ConvergenceRow", "order_ch
            "convergence_table", "fitted_order", "format_table"]
 
 #: The named paths an :class:`OrderCheck` may name: (interpolant, t_start, t_end, schedule). ``linear``, ``trig``,
-#: ``one_sided`` and ``sb`` reach a = 0 and σ = 0 (λ = ∓∞) at the ends of [0, 1] (σ = √(1−t) on ``sb``); ``vp`` on
+#: ``one_sided`` and ``sb`` reach a = 0 and σ = 0 (λ = ∓∞) at the ends of [0, 1] (σ = √(1−t) on ``sb``, whose data
+#: scale is resolved only where 1 − t ≲ s₀², so its checks start at 128–1024 steps); ``vp`` on
 #: [0, 0.99] with a grid uniform in λ is the papers' setting.
 PATHS: Dict[str, Tuple[str, float, float, str]] = {
     "linear": ("linear", 0.0, 1.0, "uniform"),

@@ -28,8 +28,8 @@ import torch
 
 from .base import OrderCheck, register
 from .log_snr import (KIND_NAMES, LogSNRSolver, LogSNRTable, check_choice, check_kind, check_order, ddim_coefficients,
-                      check_variable, exp_integrator_weights, fold_correctors, region_variable, restart_terms, split_step, step_points,
-                      step_region, variable_step)
+                      check_variable, exp_integrator_weights, fold_correctors, region_jacobian, region_log_snr,
+                      region_variable, restart_terms, split_step, step_points, step_region, variable_step)
 from .plan import PlanBuilder
 
 #: A step plan: (order, coefficient of x, [(history lag j, coefficient of m_{i-j}), ...], kind of m).
@@ -160,7 +160,8 @@ class DPMSolverPP(_Multistep):
 class DPMSolverPP2M(DPMSolverPP):
     """DPM-Solver++(2M): :class:`DPMSolverPP` with ``order=2``."""
 
-    order_checks = (OrderCheck(paths=("linear", "vp", "trig", "one_sided")), OrderCheck({"predict": "noise"}))
+    order_checks = (OrderCheck(paths=("linear", "vp", "trig", "one_sided")), OrderCheck({"predict": "noise"}),
+                    OrderCheck(paths=("sb",), steps=(512, 1024, 2048)))
 
     def __init__(self, predict: str = "data", lower_order_final: bool = True, variable: str = "auto"):
         super().__init__(2, predict, lower_order_final, variable=variable)
@@ -170,7 +171,8 @@ class DPMSolverPP2M(DPMSolverPP):
 class DPMSolverPP3M(DPMSolverPP):
     """DPM-Solver++(3M): :class:`DPMSolverPP` with ``order=3``."""
 
-    order_checks = (OrderCheck(), OrderCheck({"lower_order_final": False}))
+    order_checks = (OrderCheck(), OrderCheck({"lower_order_final": False}),
+                    OrderCheck(paths=("sb",), steps=(1024, 2048, 4096)))
 
     def __init__(self, predict: str = "data", lower_order_final: bool = True, third_order: str = "lagrange",
                  variable: str = "auto"):
@@ -247,7 +249,7 @@ class DPMSolverSinglestep(LogSNRSolver):
         v0, v1 = region_variable(tab, i, region), region_variable(tab, i + 1, region)
         dv = v1 - v0
         kind = "x1" if region == "data" else "noise"
-        lam = [math.log(v0 + cs * dv) * (1.0 if region == "data" else -1.0) for cs in c[1:]]
+        lam = [region_log_snr(tab, v0 + cs * dv, region) for cs in c[1:]]
         t_stage = [tab.t[i]] + (I.t_from_log_snr(torch.tensor(lam, dtype=torch.float64), tab.t[i], tab.t[i + 1])
                                 .tolist() if lam else [])
 
@@ -261,7 +263,8 @@ class DPMSolverSinglestep(LogSNRSolver):
             last = s == k - 1
             weights = w if last else A[s + 1]
             ss = scale(tab.t[i + 1] if last else t_stage[s + 1])
-            b.advance([("x", start, ss / s0)] + [(kind, o, ss * dv * wm) for o, wm in zip(outs, weights)],
+            b.advance([("x", start, ss / s0)] + [(kind, o, ss * dv * wm * region_jacobian(tab, v0 + cs * dv, region))
+                                                 for o, wm, cs in zip(outs, weights, c)],
                       step=i if last else -1, order=k)
 
     def _ddim_substeps(self, b: PlanBuilder, I, tab: LogSNRTable, i: int) -> None:
@@ -289,7 +292,8 @@ _STAGE_TABLEAUX = {
 class DPMSolver2(DPMSolverSinglestep):
     """Single-step DPM-Solver-2 (2 NFE/step)."""
 
-    order_checks = (OrderCheck(paths=("linear", "vp", "trig", "one_sided")),)
+    order_checks = (OrderCheck(paths=("linear", "vp", "trig", "one_sided")),
+                    OrderCheck(paths=("sb",), steps=(128, 256, 512, 1024)))
 
     def __init__(self, predict: str = "data", variable: str = "auto"):
         super().__init__(2, predict, variable)
@@ -299,7 +303,8 @@ class DPMSolver2(DPMSolverSinglestep):
 class DPMSolver3(DPMSolverSinglestep):
     """Single-step DPM-Solver-3 (3 NFE/step)."""
 
-    order_checks = (OrderCheck(paths=("linear", "vp", "trig", "one_sided")), OrderCheck({"predict": "noise"}))
+    order_checks = (OrderCheck(paths=("linear", "vp", "trig", "one_sided")), OrderCheck({"predict": "noise"}),
+                    OrderCheck(paths=("sb",), steps=(128, 256, 512, 1024)))
 
     def __init__(self, predict: str = "data", variable: str = "auto"):
         super().__init__(3, predict, variable)
