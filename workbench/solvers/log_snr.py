@@ -93,40 +93,36 @@ class LogSNRTable:
             if not lam[i + 1] > lam[i]:
                 raise ConfigError("grid", f"log-SNR must increase along the grid; λ({ts[i]:.6g})={lam[i]:.6g} "
                                           f">= λ({ts[i + 1]:.6g})={lam[i + 1]:.6g}")
-        return LogSNRTable(list(map(float, ts)), lam, a, s, rho_power(interpolant, ts) if s[-1] == 0.0 else 1)
+        return LogSNRTable(list(map(float, ts)), lam, a, s, rho_power(list(map(float, ts)), a, s) if s[-1] == 0.0 else 1)
 
     def finite(self, i: int) -> bool:
         """True when λ at grid point ``i`` is finite."""
         return math.isfinite(self.lam[i])
 
 
-def rho_power(interpolant: Interpolant, ts: Sequence[float]) -> int:
+def rho_power(t: Sequence[float], a: Sequence[float], sigma: Sequence[float]) -> int:
     r"""The power q ∈ {1, 2} of the data-half variable :math:`v = \rho^q` on a grid ending at :math:`\sigma = 0`:
-    q = 2 where σ vanishes like a square root, :math:`\rho \sim (t_N - t)^p` with p ≈ ½ (estimated from ρ at two
-    times near the end: :math:`p = \log(\rho(t_N-\delta)/\rho(t_N-\delta/4))/\log 4`; Brownian-bridge latents
-    :math:`\gamma=\sqrt{a t(1-t)}` as in ``sb``, or ``vp`` run to t = 1), *and* the grid is not refined towards that
-    end in t (three or more steps, each of the last two ≥ ¾ of the one before, e.g. ``uniform``); else q = 1.
+    q = 2 where, at the scale of the grid's own last steps, σ vanishes like a square root and the grid is not refined
+    towards that end, i.e. three or more steps, each of the last two ≥ ¾ of the one before (``uniform``), and
 
-    Both are exact forms: on the data half :math:`y = x/a = x_1 + \rho\xi` and
+    .. math:: p = \frac{\log(\rho_{N-1}/\rho_{N-2})}{\log\big((t_N-t_{N-1})/(t_N-t_{N-2})\big)} < 0.7
+       \qquad(\rho \sim (t_N - t)^p;\ p = ½ \text{ for Brownian-bridge latents } \gamma=\sqrt{a t(1-t)},\ ``sb``);
+
+    else q = 1. Both are exact forms: on the data half :math:`y = x/a = x_1 + \rho\xi` and
     :math:`dy/d\rho = \hat\varepsilon = -\rho\,s(y, \rho^2)` (Tweedie; s the score of the data smoothed with variance
     ρ²), so :math:`\hat\varepsilon` is smooth in ρ and :math:`\hat\varepsilon/\rho` in :math:`\rho^2`. With p = ½ a
     grid uniform in t has a last step of length :math:`\sqrt h` in ρ, which caps a k-point method at global order
-    (k+1)/2, but of length O(h) in :math:`\rho^2` (order k). Grids that refine that end (EDM, log-SNR) keep ρ, where
-    the bounded :math:`\hat\varepsilon` extrapolates better at few steps than the score does (measured: vp EDM/log-SNR
-    grids at NFE 6–40 are 1.2–3× worse in :math:`\rho^2`)."""
-    n = len(ts) - 1
-    if n < 3 or any(ts[k] - ts[k - 1] < 0.75 * (ts[k - 1] - ts[k - 2]) for k in (n, n - 1)):
+    (k+1)/2, but of length O(h) in :math:`\rho^2` (order k). Where the grid does not yet resolve the square-root zone
+    (``vp`` to t = 1 below a few hundred steps: p ≈ 0.9) or refines that end itself (EDM, log-SNR grids), ρ is kept:
+    the bounded :math:`\hat\varepsilon` extrapolates better at few steps than the score (measured on gmm2d: those
+    grids at NFE 6–40 are up to 3× worse in :math:`\rho^2`)."""
+    n = len(t) - 1
+    if n < 3 or any(t[k] - t[k - 1] < 0.75 * (t[k - 1] - t[k - 2]) for k in (n, n - 1)):
         return 1
-    end, span = float(ts[-1]), float(ts[-1]) - float(ts[0])
-    rho = []
-    for d in (1e-3 * span, 2.5e-4 * span):
-        c = interpolant.coefficients(end - d)
-        a, sig = float(c.signal), float(c.sigma)
-        if not (a > 0.0 and sig > 0.0):
-            return 1
-        rho.append(sig / a)
-    p = math.log(rho[0] / rho[1]) / math.log(4.0)
-    return 2 if p < 0.75 else 1
+    if not (a[n - 1] > 0.0 and a[n - 2] > 0.0 and sigma[n - 1] > 0.0):
+        return 1
+    p = math.log(sigma[n - 1] * a[n - 2] / (a[n - 1] * sigma[n - 2])) / math.log((t[n] - t[n - 1]) / (t[n] - t[n - 2]))
+    return 2 if p < 0.7 else 1
 
 
 def ddim_coefficients(tab: LogSNRTable, i: int, j: int) -> Tuple[float, float]:
