@@ -1,14 +1,15 @@
 """Solver-aware regularisation (Pal et al. 2021) on 2-D toy sets: does dopri5 at a fixed tolerance need fewer NFE
 after fine-tuning with :class:`~workbench.training.regularizers.SolverErrorRegularizer`, at equal sliced W2?
 
-    .venv/bin/python benchmarks/solver_reg_nfe.py [moons checkerboard]
+    .venv/bin/python benchmarks/solver_reg_nfe.py [moons checkerboard] [--seed S]
 
 One teacher per data set (MLP velocity model, linear path); it is fine-tuned for the same number of Adam steps with
 the plain velocity loss (weight 0) and with the regulariser at several weights, from the same seed. Each model is then
 sampled by dopri5 at rtol = atol = 1e-3 from 2000 seeded noise draws; reported: NFE, accepted/rejected steps (the
 per-step log of :func:`workbench.samplers.adaptive_log`), the largest accepted error estimate, and SW2 to held-out
 data with its standard error over 4 independent evaluation draws. "Equal SW2" = |ΔSW2| ≤ 2·SE(Δ).
-Writes benchmarks/results/paths/solver_reg_nfe.jsonl.
+Writes benchmarks/results/paths/solver_reg_nfe.jsonl (``--seed S`` > 0: teacher and fine-tuning seed S, written to
+solver_reg_nfe_seedS.jsonl, to see how much of a difference is the seed's).
 """
 import copy
 import json
@@ -66,17 +67,17 @@ def evaluate(pred: Predictor, ds, n: int = 2000, draws: int = 4) -> dict:
             "rejected": sum(rej) / draws, "max_accepted_error": max(emax)}
 
 
-def run(dataset: str, steps: int = 1000, tune_steps: int = 300) -> list:
+def run(dataset: str, steps: int = 1000, tune_steps: int = 300, seed: int = 0) -> list:
     torch.set_num_threads(1)
     spec = merge_spec({"dataset": dataset, "architecture_params": {"width": 64},
-                       "train": {"steps": steps, "progress": False}})
+                       "train": {"steps": steps, "progress": False, "seed": seed}})
     pred, ds, cfg = build(spec)
     teacher = Trainer(pred, ds, cfg).train().ema_predictor()
     rows = []
     for w in WEIGHTS:
         t0 = time.time()
-        tuned = finetune(teacher, ds, tune_steps, w)
-        row = {"dataset": dataset, "weight": w, "tune_steps": tune_steps, "rtol": RTOL, **evaluate(tuned, ds),
+        tuned = finetune(teacher, ds, tune_steps, w, seed=seed)
+        row = {"dataset": dataset, "seed": seed, "weight": w, "tune_steps": tune_steps, "rtol": RTOL, **evaluate(tuned, ds),
                "tune_seconds": round(time.time() - t0, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -91,12 +92,19 @@ def run(dataset: str, steps: int = 1000, tune_steps: int = 300) -> list:
 
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or ["moons", "checkerboard"]
-    out = os.path.join(os.path.dirname(__file__), "results", "paths", "solver_reg_nfe.jsonl")
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("datasets", nargs="*", default=["moons", "checkerboard"])
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    names = args.datasets
+    out = os.path.join(os.path.dirname(__file__), "results", "paths",
+                       "solver_reg_nfe.jsonl" if args.seed == 0 else f"solver_reg_nfe_seed{args.seed}.jsonl")
     t0 = time.time()
     allrows = []
     for n in names:
-        allrows += run(n)
+        allrows += run(n, seed=args.seed)
     with open(out, "w") as fh:
         for r in allrows:
             fh.write(json.dumps(r) + "\n")
