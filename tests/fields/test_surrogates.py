@@ -175,7 +175,7 @@ def test_registry_and_shape_contracts():
 
 
 def test_tsm_applies_the_predicted_stencil_to_the_current_field():
-    m = TSMSurrogate(history=2, order=2, stencil=3, width=4, modes=2, layers=1).double()
+    m = TSMSurrogate(history=2, order=2, stencil=3, width=4, modes=2, layers=1, stencil_form="free").double()
     z = torch.randn(2, 2, 8, 8, dtype=F64)
     j = m.offsets.index((0, 1))
 
@@ -191,6 +191,40 @@ def test_tsm_applies_the_predicted_stencil_to_the_current_field():
     assert torch.allclose(m.increment(z), expected, atol=1e-14)
     f = m.features(z)
     assert torch.equal(f[:, 0], z[:, -1]) and torch.allclose(f[:, 1:], m.encoder.encode(z, 1))
+
+
+def test_tsm_convex_stencil_is_an_interpolation_of_the_neighbours():
+    """Default form: softmax weights minus the identity. A constant field moves by the source alone; with a zero
+    source the new value lies in the range of the 3×3 neighbourhood (discrete maximum principle); a one-hot logit
+    at offset (0, 1) is the exact shift z(x + e_x)."""
+    m = TSMSurrogate(history=2, order=2, stencil=3, width=4, modes=2, layers=1).double()
+    assert m.stencil_form == "convex"
+    logits = torch.randn(2, len(m.offsets) + 1, 8, 8, dtype=F64)
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, out):
+            super().__init__()
+            self.out = out
+
+        def forward(self, feats):
+            return self.out
+
+    m.net = Fixed(logits)
+    const = torch.full((2, 2, 8, 8), 1.7, dtype=F64)
+    assert torch.allclose(m.increment(const), logits[:, -1], atol=1e-13)
+    z = torch.randn(2, 2, 8, 8, dtype=F64)
+    m.net = Fixed(torch.cat([logits[:, :-1], torch.zeros_like(logits[:, -1:])], 1))
+    new = z[:, -1] + m.increment(z)
+    neigh = torch.stack([torch.roll(z[:, -1], (-dy, -dx), (-2, -1)) for dy, dx in m.offsets], 1)
+    assert (new <= neigh.amax(1) + 1e-12).all() and (new >= neigh.amin(1) - 1e-12).all()
+    assert not torch.allclose(new, z[:, -1])
+    onehot = torch.full_like(logits, -1e4)
+    onehot[:, m.offsets.index((0, 1))] = 0.0
+    onehot[:, -1] = 0.0
+    m.net = Fixed(onehot)
+    assert torch.allclose(z[:, -1] + m.increment(z), torch.roll(z[:, -1], -1, -1), atol=1e-12)
+    with pytest.raises(ConfigError, match="stencil_form"):
+        TSMSurrogate(history=2, order=2, stencil_form="linear")
 
 
 def test_unet_surrogate_is_periodic_shift_equivariant():
