@@ -248,7 +248,8 @@ def main() -> int:
     for dtype in ("float32", "float64"):
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", dtype, "--repeats", str(args.repeats)]
         cmd += ["--quick"] if args.quick else []
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                              [REPO] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])})
         if proc.returncode != 0:
             print(proc.stdout, proc.stderr)
             return proc.returncode
