@@ -216,6 +216,16 @@ def equal_accuracy(n: int = 64, t_end: float = 1.0) -> str:
     return "\n".join(rows + lines) + "\n"
 
 
+def agreement_verdict(agree: dict) -> tuple:
+    """(passed, sentence): both right-hand sides equal to round-off (< 1e-12 relative) and the short-run gap
+    shrinking with dt (at dt/4 at most a tenth of the gap at dt; the integrators differ, so it need not vanish)."""
+    rhs = max(agree.get("rhs_ours_mask_max_rel_diff", math.inf), agree.get("rhs_jax_mask_max_rel_diff", math.inf))
+    g1, g4 = agree.get("run_t1_dt0.01_max_rel_diff", math.inf), agree.get("run_t1_dt0.0025_max_rel_diff", math.inf)
+    ok = rhs < 1e-12 and g4 < 0.1 * g1
+    return ok, (f"Check {'PASSED' if ok else 'FAILED'}: right-hand sides equal to {rhs:.1e} (< 1e-12), gap at "
+                f"dt = 0.0025 / gap at dt = 0.01 = {g4 / g1:.1e} (< 0.1).")
+
+
 def _table(rows: list, repeats: int) -> str:
     head = ["| grid | batch | dtype | ours field-steps/s | jax-cfd field-steps/s | ours/jax per step | "
             "ours/jax per RHS | met (per step ≥ 1) |", "|---|---|---|---|---|---|---|---|"]
@@ -248,7 +258,8 @@ def main() -> int:
     for dtype in ("float32", "float64"):
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", dtype, "--repeats", str(args.repeats)]
         cmd += ["--quick"] if args.quick else []
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                              [REPO] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])})
         if proc.returncode != 0:
             print(proc.stdout, proc.stderr)
             return proc.returncode
@@ -286,7 +297,7 @@ def main() -> int:
             f"{agree.get('run_t1_dt0.01_max_rel_diff', float('nan')):.2e} at dt = 0.01, "
             f"{agree.get('run_t1_dt0.0025_max_rel_diff', float('nan')):.2e} at dt = 0.0025 (the integrators differ: "
             "IF-RK4 vs CN–RK4, whose viscous part is second order, so the gap is time-discretisation error and "
-            "shrinks with dt).\n")
+            "shrinks with dt).\n\n" + agreement_verdict(agree)[1] + "\n")
     if not args.skip_accuracy:
         text += ("\n## IF-RK4 vs CN/AB2 at equal accuracy\n\n64², ν = 2e-3, drag 0.1, Kolmogorov forcing, batch 2, "
                  "error at t = 1 against IF-RK4 dt = 1/1600; IF-RK4 costs 4 right-hand sides per step, CN/AB2 one. "
@@ -294,7 +305,9 @@ def main() -> int:
     with open(args.out, "w") as f:
         f.write(text)
     print(f"wrote {args.out} and {base}.csv")
-    return 0
+    ok, verdict = agreement_verdict(agree)
+    print(verdict)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

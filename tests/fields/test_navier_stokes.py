@@ -188,6 +188,27 @@ def test_fast_step_equals_the_reference_step():
         assert float((one - ref.step(wh, {})).abs().max() / one.abs().max()) < tol
 
 
+def test_full_plane_loop_equals_the_half_plane_loop():
+    # simulate_hat steps small states on the full plane (no Hermitian extension per right-hand side, fft2 of the
+    # real advection term); it must give the half-plane loop's state to round-off, and step() (half plane) too
+    for dtype, tol in (("float64", 1e-12), ("float32", 1e-5)):
+        kw = dict(n=24, nu=1e-3, drag=0.05, forcing_amplitude=1.0, length=3.0, dt=0.01, dtype=dtype)
+        full, half = NavierStokes2D(**kw), NavierStokes2D(**kw)
+        half.full_plane_max_points = 0
+        assert 2 * 24 * 24 <= full.full_plane_max_points
+        w0 = gaussian_random_field(2, 24, "matern", std=2.0, generator=torch.Generator().manual_seed(3), dtype=dtype)
+        wh = full.to_hat(w0)
+        a, b = full.simulate_hat(wh, 9), half.simulate_hat(wh, 9)
+        assert a.shape == b.shape == wh.shape and a.dtype == b.dtype
+        assert float((a - b).abs().max() / b.abs().max()) < tol
+        state = {}
+        c = wh
+        for _ in range(9):
+            c = full.step(c, state)
+        assert float((a - c).abs().max() / c.abs().max()) < tol
+        assert torch.equal(full.simulate_hat(wh, 0), wh)
+
+
 def test_mask_not_even_under_k_to_minus_k_takes_the_reference_path():
     ns = NavierStokes2D(n=24, nu=1e-3, forcing_amplitude=1.0)
     m = ns.mask.clone()

@@ -226,10 +226,32 @@ class NavierStokes2D:
         self._mr = {1.0: pair(-m), dt: pair(-dt * m)}
         self._e1r, self._e2r = pair(self.e1), pair(self.e2)
         self._e1r6, self._e2r3 = pair(self.e1 / 6.0), pair(self.e2 / 3.0)
+        # the same factors on the full plane (the state of the full-plane loop, see ``full_plane_max_points``):
+        # the even real ones extended by the index, the forcing by Hermitian symmetry like the state
+        ext = lambda x: pair(x.reshape(-1)[self._full_index].reshape(n, n))  # noqa: E731
+        self._fe1r, self._fe2r = ext(self.e1), ext(self.e2)
+        self._fe1r6, self._fe2r3 = ext(self.e1 / 6.0), ext(self.e2 / 3.0)
+        self._fmr = {1.0: ext(-m), dt: ext(-dt * m)}
+        self._ffr = {k: self._extend(v) for k, v in self._fr.items()}
 
-    def _buffers(self, batch_shape: Tuple[int, ...]) -> Dict[str, torch.Tensor]:
+    #: batch × n² up to which :meth:`simulate_hat` steps the state on the full plane (``(B, n, n)`` complex)
+    #: instead of the half plane: no Hermitian extension (an ``index_select`` and a sign flip) per right-hand
+    #: side and a complex ``fft2`` of the real advection term in place of ``rfft2``, i.e. two aten calls fewer per
+    #: right-hand side for twice the elementwise work; a win where call overhead dominates (64², 128² at batch
+    #: 1), a loss for large states (measured in benchmarks/fields_solver_speed.py on one core).
+    full_plane_max_points = 128 * 128
+
+    def _extend(self, wr: torch.Tensor) -> torch.Tensor:
+        """Half-plane real view ``(..., n, h, 2)`` → full-plane real view ``(..., n, n, 2)`` (Hermitian)."""
+        n = self.n
+        full = torch.index_select(wr.flatten(-3, -2), -2, self._full_index).mul_(self._full_sign)
+        return full.unflatten(-2, (n, n))
+
+    def _buffers(self, batch_shape: Tuple[int, ...], full_plane: bool = False) -> Dict[str, torch.Tensor]:
         """Work arrays of the fast path for one batch shape, allocated once and reused (``out=``): fresh large
         arrays cost a page fault per 4 kB on every right-hand side."""
+        if full_plane:
+            return self._buffers_full(tuple(batch_shape))
         key = tuple(batch_shape)
         buf = self._work.get(key)
         if buf is None:
@@ -240,34 +262,74 @@ class NavierStokes2D:
                    "R": mk(n, h, d=cdt), "s": mk(n, h, 2), "e1w": mk(n, h, 2),
                    **{k: mk(n, h, 2) for k in ("a", "b", "c", "d", "x0", "x1")}}
             buf["W"] = torch.view_as_complex(buf["full"]).unflatten(-1, (n, n)).unsqueeze(-3)
+            # the views the right-hand side reads, made once: a view costs an aten call (~1–2 µs) every time,
+            # which at 64², batch 1 is a sizeable part of a step
+            z = buf["z"]
+            buf["ur"], buf["ui"] = z[..., 0, :, :].real, z[..., 0, :, :].imag  # u + iv
+            buf["gr"], buf["gi"] = z[..., 1, :, :].real, z[..., 1, :, :].imag  # ω_x + iω_y
+            buf["Rr"] = torch.view_as_real(buf["R"])
+            buf["flat"] = {id(buf[k]): buf[k].flatten(-3, -2) for k in ("s", "x0", "x1")}
             self._work[key] = buf
         return buf
 
-    def _rhs_real(self, wr: torch.Tensor, scale: float, out: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``scale`` × the right-hand side on real views ``(B, n, h, 2)`` (fast path; ``out`` receives it)."""
-        buf = self._buffers(wr.shape[:-3])
-        full, Z, z, adv = buf["full"], buf["Z"], buf["z"], buf["adv"]
-        torch.index_select(wr.flatten(-3, -2), -2, self._full_index, out=full)
-        full.mul_(self._full_sign)
-        torch.mul(self._full_symbols, buf["W"], out=Z)
-        torch.fft.ifft2(Z, out=z)
-        u, g = z[..., 0, :, :], z[..., 1, :, :]  # u + iv and ω_x + iω_y
-        torch.mul(u.real, g.real, out=adv).addcmul_(u.imag, g.imag)
-        torch.fft.rfft2(adv, out=buf["R"])
-        return torch.addcmul(self._fr[scale], torch.view_as_real(buf["R"]), self._mr[scale], out=out)
+    def _buffers_full(self, key: Tuple[int, ...]) -> Dict[str, Any]:
+        """Work arrays of the full-plane loop (state ``(..., n, n, 2)``), as :meth:`_buffers`."""
+        buf = self._work.get(("full",) + key)
+        if buf is None:
+            n, rdt = self.n, self.dtype
+            cdt = torch.complex64 if rdt == torch.float32 else torch.complex128
+            mk = lambda *s, d=rdt: torch.empty(*key, *s, device=self.device, dtype=d)  # noqa: E731
+            buf = {"Z": mk(2, n, n, d=cdt), "z": mk(2, n, n, d=cdt), "adv": mk(n, n), "F": mk(n, n, d=cdt),
+                   **{k: mk(n, n, 2) for k in ("s", "e1w", "a", "b", "c", "d", "x0", "x1")}}
+            z = buf["z"]
+            buf["ur"], buf["ui"] = z[..., 0, :, :].real, z[..., 0, :, :].imag
+            buf["gr"], buf["gi"] = z[..., 1, :, :].real, z[..., 1, :, :].imag
+            buf["Fr"] = torch.view_as_real(buf["F"])
+            buf["cplx"] = {id(buf[k]): torch.view_as_complex(buf[k]).unsqueeze(-3) for k in ("s", "x0", "x1")}
+            self._work[("full",) + key] = buf
+        return buf
 
-    def _rk4_real(self, wr: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _rhs_full(self, wr: torch.Tensor, scale: float, out: torch.Tensor, buf: Dict[str, Any]) -> torch.Tensor:
+        """:meth:`_rhs_real` on the full plane: ``wr`` ``(B, n, n, 2)`` Hermitian, ``out`` likewise."""
+        W = buf["cplx"].get(id(wr))
+        torch.mul(self._full_symbols, torch.view_as_complex(wr).unsqueeze(-3) if W is None else W, out=buf["Z"])
+        torch.fft.ifft2(buf["Z"], out=buf["z"])
+        torch.mul(buf["ur"], buf["gr"], out=buf["adv"]).addcmul_(buf["ui"], buf["gi"])
+        torch.fft.fft2(buf["adv"], out=buf["F"])  # Hermitian: the full plane of rfft2
+        return torch.addcmul(self._ffr[scale], buf["Fr"], self._fmr[scale], out=out)
+
+    def _rhs_real(self, wr: torch.Tensor, scale: float, out: Optional[torch.Tensor] = None,
+                  buf: Optional[Dict[str, Any]] = None) -> torch.Tensor:
+        """``scale`` × the right-hand side on real views ``(B, n, h, 2)`` (fast path; ``out`` receives it)."""
+        if buf is None:
+            buf = self._buffers(wr.shape[:-3])
+        full, adv = buf["full"], buf["adv"]
+        flat = buf["flat"].get(id(wr))
+        torch.index_select(wr.flatten(-3, -2) if flat is None else flat, -2, self._full_index, out=full)
+        full.mul_(self._full_sign)
+        torch.mul(self._full_symbols, buf["W"], out=buf["Z"])
+        torch.fft.ifft2(buf["Z"], out=buf["z"])
+        torch.mul(buf["ur"], buf["gr"], out=adv).addcmul_(buf["ui"], buf["gi"])  # Re(conj(u + iv)(ω_x + iω_y))
+        torch.fft.rfft2(adv, out=buf["R"])
+        return torch.addcmul(self._fr[scale], buf["Rr"], self._mr[scale], out=out)
+
+    def _rk4_real(self, wr: torch.Tensor, out: Optional[torch.Tensor] = None, full_plane: bool = False) -> torch.Tensor:
         """One IF-RK4 step on the real view (fast path); the same update as :meth:`step`."""
         h = self.dt
-        buf = self._buffers(wr.shape[:-3])
+        if full_plane:  # the state is (B, n, n, 2) (see full_plane_max_points)
+            buf, rhs = self._buffers_full(tuple(wr.shape[:-3])), self._rhs_full
+            e1r, e2r, e1r6, e2r3 = self._fe1r, self._fe2r, self._fe1r6, self._fe2r3
+        else:
+            buf, rhs = self._buffers(wr.shape[:-3]), self._rhs_real
+            e1r, e2r, e1r6, e2r3 = self._e1r, self._e2r, self._e1r6, self._e2r3
         s, e1w = buf["s"], buf["e1w"]
-        a = self._rhs_real(wr, h, out=buf["a"])
-        torch.mul(self._e1r, wr, out=e1w)
-        b = self._rhs_real(torch.add(wr, a, alpha=0.5, out=s).mul_(self._e2r), h, out=buf["b"])
-        acc = torch.addcmul(e1w, self._e1r6, a, out=out)
-        c = self._rhs_real(torch.mul(self._e2r, wr, out=s).add_(b, alpha=0.5), h, out=buf["c"])
-        acc.addcmul_(self._e2r3, b).addcmul_(self._e2r3, c)
-        d = self._rhs_real(torch.addcmul(e1w, self._e2r, c, out=s), h, out=buf["d"])
+        a = rhs(wr, h, out=buf["a"], buf=buf)
+        torch.mul(e1r, wr, out=e1w)
+        b = rhs(torch.add(wr, a, alpha=0.5, out=s).mul_(e2r), h, out=buf["b"], buf=buf)
+        acc = torch.addcmul(e1w, e1r6, a, out=out)
+        c = rhs(torch.mul(e2r, wr, out=s).add_(b, alpha=0.5), h, out=buf["c"], buf=buf)
+        acc.addcmul_(e2r3, b).addcmul_(e2r3, c)
+        d = rhs(torch.addcmul(e1w, e2r, c, out=s), h, out=buf["d"], buf=buf)
         return acc.add_(d, alpha=1.0 / 6.0)
 
     def enable_compile(self, **options: Any) -> bool:
@@ -337,9 +399,15 @@ class NavierStokes2D:
                 for _ in range(int(steps)):
                     wr = self._compiled(wr)
                 return torch.view_as_complex(wr)
-            buf = self._buffers(wr.shape[:-3])
+            full = int(steps) > 0 and wr[..., 0].numel() // (self.n // 2 + 1) * self.n <= self.full_plane_max_points
+            if full:
+                wr = self._extend(wr)
+            buf = self._buffers(wr.shape[:-3], full_plane=full)
+            x0, x1 = buf["x0"], buf["x1"]
             for i in range(int(steps)):
-                wr = self._rk4_real(wr, out=buf["x0" if i % 2 == 0 else "x1"])
+                wr = self._rk4_real(wr, out=x0 if i % 2 == 0 else x1, full_plane=full)
+            if full:
+                return torch.view_as_complex(wr[..., : self.n // 2 + 1, :].contiguous())
             return torch.view_as_complex(wr.clone() if steps else wr)
         state: Dict[str, Any] = {}
         for _ in range(int(steps)):
