@@ -26,15 +26,15 @@ from urllib.parse import urlencode
 
 import numpy as np
 import panel as pn
+import param
 from panel.io.document import hold
 from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.plotting import figure
 
 from workbench.errors import ConfigError
 from widgets.live import LiveRun, SessionExecutor, format_status, launch_runs
-from widgets.state import (EPS_RANGE, FAMILIES, NFE_RANGE, PARTICLES_RANGE, SEED_RANGE, T_RANGE, DashboardConfig,
-                           ParamSpec, _bounded_float, _bounded_int, config_to_query, convert_param, param_specs,
-                           parse_query, solver_traits)
+from widgets.params import DashboardForm, DashboardState
+from widgets.state import FAMILIES, DashboardConfig, config_to_query, parse_query, solver_traits
 
 COLORS = {"a": "#d62728", "b": "#1f77b4"}
 #: ms between redraw checks while something runs. Frames are also pushed as soon as the browser reports it has
@@ -174,21 +174,40 @@ _ALERT_STYLE = ("margin:0;padding:6px 10px;border-radius:4px;background:#f8d7da;
 _HINT_STYLE = "margin:0 0 4px 0;color:#b00020;font-size:12px;white-space:pre-wrap"
 
 
-def _param_widget(spec: ParamSpec, value: Any, family: str):
-    kw = {_LABEL: f"{family}.{spec.name}", "css_classes": [f"p-{family}-{spec.name}"], "sizing_mode": "stretch_width"}
-    if spec.kind == "bool":
-        return pn.widgets.Checkbox(value=bool(value), **kw)
-    if spec.kind == "choice":
-        return pn.widgets.Select(options=list(spec.choices), value=str(value), **kw)
-    if spec.kind == "int":  # no client-side bounds: an out-of-range value reaches us and gets a message
-        return pn.widgets.IntInput(value=int(value), **kw)
-    if spec.kind == "float":
-        return pn.widgets.FloatInput(value=float(value), **kw)
-    text = "" if value is None else (value if spec.kind == "str" else json.dumps(value))
-    if spec.kind == "json":  # the format, in the label and the placeholder
-        kw[_LABEL] += " (JSON: null, a number or a list like [0, 0.5, 1])"
-        return pn.widgets.TextInput(value=str(text), placeholder="e.g. [0, 0.25, 0.5, 1]", **kw)
-    return pn.widgets.TextInput(value=str(text), **kw)
+#: the top-level controls: form parameter → label (the widget of each comes from its parameter's type).
+CONTROLS = {"data": "data / model", "interpolant": "interpolant", "schedule": "schedule", "solver": "solver",
+            "nfe": "NFE", "eps": "ε (SDE solvers)", "seed": "seed", "particles": "particles", "t_start": "t_start",
+            "t_end": "t_end", "compare": "side-by-side: compare with B (same noise)", "solver_b": "solver B",
+            "schedule_b": "schedule B", "nfe_b": "NFE B"}
+#: widget kinds that differ from Panel's default for a parameter (NFE: a slider with a typed-in box).
+WIDGETS = {"nfe": pn.widgets.EditableIntSlider, "nfe_b": pn.widgets.EditableIntSlider,
+           "eps": pn.widgets.FloatSlider}
+
+
+def control(owner, pname: str, **kw: Any):
+    """The widget of parameter ``pname`` of ``owner`` (a :mod:`widgets.params` object), linked to it with
+    ``Widget.from_param``: selectors become dropdowns, booleans checkboxes, NFE an editable slider, ε a slider
+    that reports on release (``value_throttled``), other numbers typed-in boxes, text (and JSON) text boxes.
+    Typed-in boxes get no client-side bounds (the caps are soft bounds): a value out of range reaches the
+    server, stays as typed, and is refused with a message next to the control instead of being clamped."""
+    p = owner.param[pname]
+    kw.setdefault("sizing_mode", "stretch_width")
+    cls = WIDGETS.get(pname) if isinstance(owner, DashboardState) else None
+    if cls is pn.widgets.FloatSlider:
+        kw["throttled"] = True
+    elif cls is None:
+        if isinstance(p, param.Boolean):
+            cls = pn.widgets.Checkbox
+        elif isinstance(p, param.Selector):
+            cls = pn.widgets.Select
+        elif isinstance(p, param.Number):
+            cls = pn.widgets.IntInput if isinstance(p, param.Integer) else pn.widgets.FloatInput
+            kw.update(start=None, end=None)
+        else:
+            cls = pn.widgets.TextInput
+            if "JSON" in (p.doc or ""):
+                kw["placeholder"] = "e.g. [0, 0.25, 0.5, 1]"
+    return cls.from_param(p, **kw)
 
 
 class Dashboard:
@@ -247,127 +266,93 @@ class Dashboard:
 
     # ---------------------------------------------------------------------------------------------- controls
     def _make_controls(self, cfg: DashboardConfig) -> None:
-        w = pn.widgets
-        self.w = {
-            "data": w.Select(**_lbl("data / model"), options=FAMILIES["data"].names(), value=cfg.data, css_classes=["w-data"]),
-            "interpolant": w.Select(**_lbl("interpolant"), options=FAMILIES["interpolant"].names(), value=cfg.interpolant,
-                                    css_classes=["w-interpolant"]),
-            "schedule": w.Select(**_lbl("schedule"), options=FAMILIES["schedule"].names(), value=cfg.schedule,
-                                 css_classes=["w-schedule"]),
-            "solver": w.Select(**_lbl("solver"), options=FAMILIES["solver"].names(), value=cfg.solver, css_classes=["w-solver"]),
-            # no fixed bounds on the typed-in boxes: a value out of range is shown with a message, not clamped
-            "nfe": w.EditableIntSlider(**_lbl("NFE"), start=NFE_RANGE[0], end=NFE_RANGE[1], value=cfg.nfe,
-                                       css_classes=["w-nfe"]),
-            "eps": w.FloatSlider(**_lbl("ε (SDE solvers)"), start=EPS_RANGE[0], end=EPS_RANGE[1], step=0.05,
-                                 value=cfg.eps, css_classes=["w-eps"]),
-            "seed": w.IntInput(**_lbl("seed"), value=cfg.seed, css_classes=["w-seed"]),
-            "particles": w.IntInput(**_lbl("particles"), value=cfg.particles, step=100, css_classes=["w-particles"]),
-            "t_start": w.FloatInput(**_lbl("t_start"), value=cfg.t_start, step=0.001,
-                                    css_classes=["w-t-start"]),
-            "t_end": w.FloatInput(**_lbl("t_end"), value=cfg.t_end, step=0.001, css_classes=["w-t-end"]),
-            "compare": w.Checkbox(**_lbl("side-by-side: compare with B (same noise)"), value=cfg.compare,
-                                  css_classes=["w-compare"]),
-            "solver_b": w.Select(**_lbl("solver B"), options=FAMILIES["solver"].names(), value=cfg.solver_b,
-                                 css_classes=["w-solver-b"]),
-            "schedule_b": w.Select(**_lbl("schedule B"), options=FAMILIES["schedule"].names(), value=cfg.schedule_b,
-                                   css_classes=["w-schedule-b"]),
-            "nfe_b": w.EditableIntSlider(**_lbl("NFE B"), start=NFE_RANGE[0], end=NFE_RANGE[1], value=cfg.nfe_b,
-                                         css_classes=["w-nfe-b"]),
-        }
+        """The controls, generated from the param objects of :mod:`widgets.params`: the form
+        (:class:`~widgets.params.DashboardForm`) holds what the controls show (each control is linked to its
+        parameter with ``Widget.from_param``); :attr:`state` (:class:`~widgets.params.DashboardState`, hard bounds)
+        holds the last configuration that passed the checks and ran."""
+        self.form = DashboardForm.from_config(cfg)
+        self.state = DashboardState.from_config(cfg)
+        f = self.form
+        self.w = {key: control(f, key, css_classes=[f"w-{key.replace('_', '-')}"], **_lbl(label))
+                  for key, label in CONTROLS.items()}
         #: the message of a rejected value, shown right under its control (escaped text).
         self.hints: Dict[str, Any] = {k: pn.pane.HTML("", visible=False, css_classes=[f"hint-{k.replace('_', '-')}"],
                                                       margin=(0, 10)) for k in self.w}
         self.param_boxes = {fam: pn.Column(margin=(0, 0, 0, 15)) for fam in FAMILIES}
         self.param_widgets: Dict[str, Dict[str, Any]] = {fam: {} for fam in FAMILIES}
         for fam in FAMILIES:
-            self._build_params(fam, getattr(cfg, f"{fam}_params"))
+            self._build_params(fam, {})
         self.traits = pn.pane.HTML(escaped(solver_traits(cfg.solver, cfg.solver_params)), css_classes=["solver-traits"],
                                    margin=(0, 10))
         self.b_box = pn.Column(self.w["solver_b"], self.w["schedule_b"], self.w["nfe_b"], self.hints["nfe_b"],
-                               visible=cfg.compare)
-        self.run_button = w.Button(**_lbl("Run"), **_color(w.Button, "primary"), css_classes=["w-run"], width=90)
-        self.stop_button = w.Button(**_lbl("Stop"), **_color(w.Button, "warning"), css_classes=["w-stop"], width=90)
+                               visible=f.param.compare)
+        self.run_button = pn.widgets.Button(**_lbl("Run"), **_color(pn.widgets.Button, "primary"), css_classes=["w-run"],
+                                            width=90)
+        self.stop_button = pn.widgets.Button(**_lbl("Stop"), **_color(pn.widgets.Button, "warning"),
+                                             css_classes=["w-stop"], width=90)
         self.run_button.on_click(lambda e: self.request_run(0.0))
         self.stop_button.on_click(lambda e: self.cancel())
-        self.png_download = w.FileDownload(callback=self.export_png, filename="workbench.png", label="Export PNG",
-                                           embed=False, **_color(w.FileDownload, "light"), css_classes=["w-png"])
-        self.json_download = w.FileDownload(callback=self.export_json, filename="workbench-config.json",
-                                            label="Export config JSON", embed=False, **_color(w.FileDownload, "light"),
-                                            css_classes=["w-json"])
+        self.png_download = pn.widgets.FileDownload(callback=self.export_png, filename="workbench.png",
+                                                    label="Export PNG", embed=False,
+                                                    **_color(pn.widgets.FileDownload, "light"), css_classes=["w-png"])
+        self.json_download = pn.widgets.FileDownload(callback=self.export_json, filename="workbench-config.json",
+                                                     label="Export config JSON", embed=False,
+                                                     **_color(pn.widgets.FileDownload, "light"), css_classes=["w-json"])
         self.share = pn.pane.HTML("", css_classes=["share-link"])
-        for key, widget in self.w.items():
-            widget.sizing_mode = "stretch_width"  # responsive: the sidebar's width, never a fixed one
-            widget.param.watch(self._on_control, "value")
+        # one watcher on the form for every control (a change cancels the running sample and schedules a run);
+        # a new registry entry gets a new sub-object (DashboardForm's param.depends) and so new controls
+        f.param.watch(self._on_control, list(CONTROLS))
+        f.param.watch(self._on_entry, [f"{fam}_params" for fam in FAMILIES])
+        f.param.watch(self._show_traits, ["solver", "solver_params"])
         self._update_enabled()
+        f.param.watch(lambda *_: self._update_enabled(), ["solver"])
 
     def _build_params(self, fam: str, values: Dict[str, Any]) -> None:
-        name = self.w[fam].value
+        """The controls of family ``fam``'s sub-object (its parameters from the entry's signature), each with
+        its hint pane; ``values`` (DashboardConfig-style) are set first."""
+        entry = self.form.entry(fam)
+        if values:
+            entry.set_values(values)
         widgets = {}
         objects = []
-        for spec in param_specs(fam, name):
-            pw = _param_widget(spec, values.get(spec.name, spec.default), fam)
-            pw.param.watch(self._on_control, "value")
-            widgets[spec.name] = pw
-            key = f"{fam}.{spec.name}"
-            self.hints[key] = pn.pane.HTML("", visible=False, css_classes=[f"hint-{fam}-{spec.name}"], margin=(0, 10))
+        for pname in entry.names():
+            key = f"{fam}.{pname}"
+            label = key + (" (JSON: null, a number or a list like [0, 0.5, 1])" if entry.specs[pname].kind == "json"
+                           else "")
+            pw = control(entry, pname, css_classes=[f"p-{fam}-{pname}"], sizing_mode="stretch_width", **_lbl(label))
+            widgets[pname] = pw
+            self.hints[key] = pn.pane.HTML("", visible=False, css_classes=[f"hint-{fam}-{pname}"], margin=(0, 10))
             objects += [pw, self.hints[key]]
+        # the parameters of the entry: one watcher on its sub-object
+        entry.param.watch(self._on_control, entry.names()) if entry.names() else None
+        if fam == "solver" and entry.names():
+            entry.param.watch(self._show_traits, entry.names())
         self.param_widgets[fam] = widgets
         self.param_boxes[fam].objects = objects
+
+    def _on_entry(self, event) -> None:
+        """Another registry entry was chosen: controls for its new sub-object."""
+        if not self._building:
+            self._build_params(event.name[: -len("_params")], {})
+
+    def _show_traits(self, *_: Any) -> None:
+        params, _errors = self.form.entry("solver").check()
+        self.traits.object = escaped(solver_traits(self.form.solver, params))
 
     def _update_enabled(self) -> None:
         from workbench.solvers import SOLVERS
 
-        takes_eps = "eps" in SOLVERS.parameters(self.w["solver"].value)
+        solver = self.form.solver
+        takes_eps = "eps" in SOLVERS.parameters(solver)
         self.w["eps"].disabled = not takes_eps
-        setattr(self.w["eps"], _LABEL, "ε (SDE solvers)" if takes_eps else  # the label says why it is off
-                f"ε: not used by {self.w['solver'].value}")
-        self.b_box.visible = bool(self.w["compare"].value)
+        setattr(self.w["eps"], _LABEL, CONTROLS["eps"] if takes_eps else  # the label says why it is off
+                f"ε: not used by {solver}")
 
     def check_controls(self) -> "tuple[Optional[DashboardConfig], Dict[str, str]]":
         """The configuration the controls show, or ``(None, {control: message})`` for every refused value
-        (nothing is clamped: NFE 500, particles 0 or an empty box are refused with the allowed range)."""
-        errors: Dict[str, str] = {}
-        w = self.w
-
-        def get(key, fn):
-            try:
-                return fn(w[key].value)
-            except ConfigError as exc:
-                errors[key] = str(exc)
-                return None
-
-        nfe = get("nfe", lambda v: _bounded_int(v, "nfe", *NFE_RANGE))
-        nfe_b = get("nfe_b", lambda v: _bounded_int(v, "nfe_b", *NFE_RANGE)) if w["compare"].value else w["nfe_b"].value
-        particles = get("particles", lambda v: _bounded_int(v, "particles", *PARTICLES_RANGE))
-        seed = get("seed", lambda v: _bounded_int(v, "seed", *SEED_RANGE))
-        eps = get("eps", lambda v: _bounded_float(v, "eps", *EPS_RANGE))
-        t_start = get("t_start", lambda v: _bounded_float(v, "t_start", *T_RANGE))
-        t_end = get("t_end", lambda v: _bounded_float(v, "t_end", *T_RANGE))
-        if t_start is not None and t_end is not None and not t_start < t_end:
-            errors["t_start"] = f"t_start: must be below t_end = {t_end:g}, got {t_start:g}"
-        params = {}
-        for fam in FAMILIES:
-            specs = {s.name: s for s in param_specs(fam, w[fam].value)}
-            out = {}
-            for pname, pw in self.param_widgets[fam].items():
-                spec = specs.get(pname)
-                if spec is None:
-                    continue
-                try:
-                    v = convert_param(spec, pw.value, f"{fam}.{pname}")
-                except ConfigError as exc:
-                    errors[f"{fam}.{pname}"] = str(exc)
-                    continue
-                if v != spec.default:
-                    out[pname] = v
-            params[f"{fam}_params"] = out
-        if errors:
-            return None, errors
-        return DashboardConfig(data=w["data"].value, interpolant=w["interpolant"].value, schedule=w["schedule"].value,
-                               solver=w["solver"].value, nfe=nfe, eps=eps, seed=seed, particles=particles,
-                               t_start=t_start, t_end=t_end, compare=bool(w["compare"].value),
-                               solver_b=w["solver_b"].value, schedule_b=w["schedule_b"].value, nfe_b=int(nfe_b),
-                               theme=self.theme, **params), {}
+        (nothing is clamped: NFE 500, particles 0 or an empty box are refused with the allowed range); see
+        :meth:`widgets.params.DashboardState.check`."""
+        return self.form.check(theme=self.theme)
 
     def read_config(self) -> DashboardConfig:
         """The configuration the controls show; a refused value raises :class:`ConfigError` (the first one)."""
@@ -384,24 +369,10 @@ class Dashboard:
             pane.object = escaped(f"⚠ {msg}", style=_HINT_STYLE) if msg else ""
             pane.visible = bool(msg)
 
-    def _on_control(self, event) -> None:
+    def _on_control(self, *events) -> None:
+        """Any control changed (the form's or a sub-object's parameters): cancel and schedule a run."""
         if self._building:
             return
-        if event.obj in (self.w["data"], self.w["interpolant"], self.w["schedule"], self.w["solver"]):
-            fam = next(k for k in FAMILIES if self.w[k] is event.obj)
-            self._building = True
-            try:
-                self._build_params(fam, {})
-            finally:
-                self._building = False
-        if event.obj is self.w["solver"] or event.obj in self.param_widgets["solver"].values():
-            try:
-                params = {k: convert_param(sp, self.param_widgets["solver"][sp.name].value, k)
-                          for sp in param_specs("solver", self.w["solver"].value) for k in [sp.name]}
-            except ConfigError:
-                params = {}
-            self.traits.object = escaped(solver_traits(self.w["solver"].value, params))
-        self._update_enabled()
         self.url_messages = []
         self.cancel()
         self.request_run(self.debounce)
@@ -581,6 +552,7 @@ class Dashboard:
         cfg, self.runs, self.run_messages = launch_runs(lambda: cfg, self.executor)
         if cfg is not None:
             self.config = cfg
+            self.state.set_config(cfg)
             self._sync_url(cfg)
             self.b_column.visible = cfg.compare
             for s, run in self.runs.items():
