@@ -33,7 +33,7 @@ from bokeh.plotting import figure
 
 from workbench.errors import ConfigError
 from widgets.live import LiveRun, SessionExecutor, format_status, launch_runs
-from widgets.params import DashboardForm, DashboardState
+from widgets.params import URL_KEYS, DashboardForm, DashboardState, entry_url_keys
 from widgets.state import FAMILIES, DashboardConfig, config_to_query, parse_query, solver_traits
 
 COLORS = {"a": "#d62728", "b": "#1f77b4"}
@@ -235,6 +235,9 @@ class Dashboard:
         self._recorded: Dict[str, bool] = {"a": True, "b": True}
         self._pending: Optional[float] = None
         self._building = True
+        self._writing = False
+        self._location = None
+        self._synced_entries: Dict[str, Any] = {}
         self.history: List[Dict[str, Any]] = []
         self.redraws = 0
         self._path_len: Dict[str, int] = {"a": 0, "b": 0}
@@ -256,8 +259,8 @@ class Dashboard:
         if periodic:
             try:
                 pn.state.on_session_destroyed(self.close)
-                # a URL set before the page has loaded is lost: write it (the validated one) once it has
-                pn.state.onload(lambda: self._sync_url(self.config))
+                # a URL set before the page has loaded is lost: sync it (the validated one) once it has
+                pn.state.onload(self._sync_location)
             except Exception:  # not in a server session
                 pass
         self._refresh_alert()
@@ -552,7 +555,12 @@ class Dashboard:
         cfg, self.runs, self.run_messages = launch_runs(lambda: cfg, self.executor)
         if cfg is not None:
             self.config = cfg
-            self.state.set_config(cfg)
+            self._writing = True  # the state (and through it the address) follows what runs
+            try:
+                self.state.set_config(cfg)
+                self._resync_entries()
+            finally:
+                self._writing = False
             self._sync_url(cfg)
             self.b_column.visible = cfg.compare
             for s, run in self.runs.items():
@@ -577,14 +585,92 @@ class Dashboard:
         self._refresh_alert()
 
     def _sync_url(self, cfg: DashboardConfig) -> None:
+        """The share link of ``cfg`` (escaped; the address itself follows :attr:`state`, see
+        :meth:`_sync_location`)."""
         query = urlencode(config_to_query(cfg))
         self.share.object = f'<a href="?{html.escape(query, quote=True)}">link to this configuration</a>'
-        loc = pn.state.location
-        if loc is not None:
+
+    def _sync_location(self, loc=None) -> None:
+        """Once the page has loaded: the address shows the validated configuration (keys outside the allow-list
+        and refused values are dropped), then follows :attr:`state` through ``pn.state.location.sync`` with the
+        allow-list :data:`~widgets.params.URL_KEYS` (and ``family.parameter`` for the sub-objects). A later
+        address change (history navigation) goes through the state's bounds and selectors: accepted values move
+        the controls and run, refused ones are reported (:func:`~widgets.state.parse_query`'s messages)."""
+        if loc is None:
+            doc = pn.state.curdoc
+            if doc is None or doc.session_context is None:  # a notebook or plain Python: no address to sync
+                return
+            loc = pn.state.location
+        if loc is None or self.closed:
+            return
+        self._location = loc
+        self._writing = True
+        try:
+            loc.search = "?" + urlencode(config_to_query(self.config))
+            loc.sync(self.state, URL_KEYS)
+            self._resync_entries()
+        finally:
+            self._writing = False
+        loc.param.watch(self._url_changed, "search")
+
+    def _resync_entries(self, address: Optional[Dict[str, str]] = None) -> None:
+        """The address carries the parameters of the state's current sub-objects (a replaced one is unsynced).
+        Runs once the state has been written as a whole (then the address agrees with its top-level values);
+        after an address change, ``address`` (its query) gives a new sub-object its values."""
+        loc = self._location
+        if loc is None:
+            return
+        for fam in FAMILIES:
+            entry, old = self.state.entry(fam), self._synced_entries.get(fam)
+            if entry is old:
+                continue
+            if old is not None and old.names():
+                loc.unsync(old)
+            self._synced_entries[fam] = entry
+            if entry.names():
+                keys = entry_url_keys(entry)
+                loc.sync(entry, keys)
+                given = {q: address[q] for q in keys.values() if address and q in address}
+                if given:
+                    loc.update_query(**given)  # read through the sub-object's bounds (refused: kept as is)
+
+    def _url_changed(self, event) -> None:
+        """The address changed in the browser (history navigation): ``pn.state.location`` has set the state
+        through its bounds and selectors (a refused value changes nothing); refused values are reported
+        (:func:`~widgets.state.parse_query`'s messages, escaped) and the address shows the state again; accepted
+        ones move the controls and run."""
+        from urllib.parse import parse_qsl
+
+        if self._writing or self.closed:
+            return
+        address = dict(parse_qsl(str(event.new or "").lstrip("?"), keep_blank_values=True))
+        self._writing = True
+        try:
+            self._resync_entries(address)
+        finally:
+            self._writing = False
+        _, self.url_messages = parse_query(address, base=self.config)
+        self._refresh_alert()
+        cfg, _errors = self.state.check(theme=self.theme)
+        cfg = cfg or self.config
+        if self.url_messages:
+            self._writing = True
             try:
-                loc.search = "?" + query
-            except Exception:  # not in a browser session
-                pass
+                self._location.search = "?" + urlencode(config_to_query(cfg))
+            finally:
+                self._writing = False
+        if cfg == self.config:
+            return
+        self._building = True
+        try:
+            self.form.set_config(cfg)
+            for fam in FAMILIES:
+                self._build_params(fam, {})
+        finally:
+            self._building = False
+        self._update_enabled()
+        self._show_traits()
+        self.request_run(self.debounce)
 
     def _refresh_alert(self) -> None:
         msgs = list(self.url_messages) + [m for m in self.run_messages.values() if m]

@@ -82,6 +82,18 @@ def _form_value(spec: ParamSpec, v: Any) -> Any:
     return v
 
 
+class JSONLiteral(param.Parameter):
+    """A JSON literal (null, a number, a string, a flat list of numbers); its URL form is its JSON text."""
+
+    @classmethod
+    def serialize(cls, value):
+        return value
+
+    @classmethod
+    def deserialize(cls, value):
+        return json.loads(value) if isinstance(value, str) else value
+
+
 def _param_of(spec: ParamSpec, form: bool) -> param.Parameter:
     """The param Parameter of one constructor parameter (its kind from :func:`~widgets.state.param_specs`)."""
     doc = f"{spec.name} (constructor parameter)"
@@ -101,7 +113,7 @@ def _param_of(spec: ParamSpec, form: bool) -> param.Parameter:
     if form:
         return param.String(default=_form_value(spec, spec.default),
                             doc=f"{spec.name} (JSON: null, a number or a list like [0, 0.5, 1])")
-    return param.Parameter(default=spec.default, doc=doc)
+    return JSONLiteral(default=spec.default, doc=doc)
 
 
 _CLASSES: Dict[Tuple[str, str, bool, Tuple[str, ...]], Type[EntryParams]] = {}
@@ -195,8 +207,9 @@ class DashboardState(param.Parameterized):
             for fam in FAMILIES:
                 if getattr(self, fam) != getattr(cfg, fam):
                     setattr(self, fam, getattr(cfg, fam))
-                else:
-                    self._new_entry(fam)
+                else:  # the same entry: back to its defaults (the sub-object stays, and so do its links)
+                    entry = self.entry(fam)
+                    entry.param.update(**{k: entry.param[k].default for k in entry.names()})
         for fam in FAMILIES:
             self.entry(fam).set_values(getattr(cfg, f"{fam}_params"))
         self.param.update(**{k: getattr(cfg, k) for k in (*SCALAR_CAPS, "compare", "solver_b", "schedule_b",
@@ -242,6 +255,17 @@ class DashboardState(param.Parameterized):
         return DashboardConfig(data=self.data, interpolant=self.interpolant, schedule=self.schedule,
                                solver=self.solver, compare=bool(self.compare), solver_b=self.solver_b,
                                schedule_b=self.schedule_b, theme=theme or self.theme, **vals, **params), {}
+
+
+#: the allow-list of the URL: state parameter → query key (``pn.state.location.sync``); the sub-objects' keys are
+#: ``family.parameter`` (:func:`entry_url_keys`). Anything else in a URL is refused by
+#: :func:`~widgets.state.parse_query` and dropped from the address.
+URL_KEYS: Dict[str, str] = {k: k for k in (*FAMILIES, *SCALAR_CAPS, "compare", "solver_b", "schedule_b")}
+
+
+def entry_url_keys(entry: EntryParams) -> Dict[str, str]:
+    """The URL keys of a sub-object's parameters: ``{"dim": "data.dim", ...}``."""
+    return {k: f"{entry.family}.{k}" for k in entry.names()}
 
 
 def _unbounded(p: param.Number) -> param.Number:
