@@ -205,7 +205,8 @@ def control(owner, pname: str, **kw: Any):
             kw.update(start=None, end=None)
         else:
             cls = pn.widgets.TextInput
-            if "JSON" in (p.doc or ""):
+            spec = getattr(owner, "specs", {}).get(pname)
+            if spec is not None and spec.kind == "json":
                 kw["placeholder"] = "e.g. [0, 0.25, 0.5, 1]"
     return cls.from_param(p, **kw)
 

@@ -94,9 +94,11 @@ class JSONLiteral(param.Parameter):
         return json.loads(value) if isinstance(value, str) else value
 
 
-def _param_of(spec: ParamSpec, form: bool) -> param.Parameter:
+def _param_of(spec: ParamSpec, form: bool, owner: str = "") -> param.Parameter:
     """The param Parameter of one constructor parameter (its kind from :func:`~widgets.state.param_specs`)."""
-    doc = f"{spec.name} (constructor parameter)"
+    doc = f"constructor parameter {spec.name} of {owner}" if owner else f"constructor parameter {spec.name}"
+    if spec.bounds is not None:
+        doc += f"; the dashboard allows {spec.bounds[0]:g} … {spec.bounds[1]:g}"
     if spec.kind == "bool":
         return param.Boolean(default=bool(spec.default), doc=doc)
     if spec.kind == "choice":
@@ -126,7 +128,7 @@ def entry_class(family: str, name: str, form: bool = False) -> Type[EntryParams]
     cls = _CLASSES.get(key)
     if cls is None:
         specs = {s.name: s for s in param_specs(family, name)}
-        attrs: Dict[str, Any] = {k: _param_of(s, form) for k, s in specs.items()}
+        attrs: Dict[str, Any] = {k: _param_of(s, form, f"{family} {name}") for k, s in specs.items()}
         attrs.update(family=family, entry=name, specs=specs, form=form)
         cname = re.sub(r"\W", "_", f"{family}_{name}{'_form' if form else ''}")
         cls = _CLASSES[key] = type(cname, (EntryParams,), attrs)
