@@ -174,11 +174,9 @@ _ALERT_STYLE = ("margin:0;padding:6px 10px;border-radius:4px;background:#f8d7da;
 _HINT_STYLE = "margin:0 0 4px 0;color:#b00020;font-size:12px;white-space:pre-wrap"
 
 
-#: the top-level controls: form parameter → label (the widget of each comes from its parameter's type).
-CONTROLS = {"data": "data / model", "interpolant": "interpolant", "schedule": "schedule", "solver": "solver",
-            "nfe": "NFE", "eps": "ε (SDE solvers)", "seed": "seed", "particles": "particles", "t_start": "t_start",
-            "t_end": "t_end", "compare": "side-by-side: compare with B (same noise)", "solver_b": "solver B",
-            "schedule_b": "schedule B", "nfe_b": "NFE B"}
+#: the top-level controls (parameters of the form, labelled in :class:`~widgets.params.DashboardState`).
+CONTROLS = ("data", "interpolant", "schedule", "solver", "nfe", "eps", "seed", "particles", "t_start", "t_end",
+            "compare", "solver_b", "schedule_b", "nfe_b")
 #: widget kinds that differ from Panel's default for a parameter (NFE: a slider with a typed-in box).
 WIDGETS = {"nfe": pn.widgets.EditableIntSlider, "nfe_b": pn.widgets.EditableIntSlider,
            "eps": pn.widgets.FloatSlider}
@@ -277,8 +275,7 @@ class Dashboard:
         self.form = DashboardForm.from_config(cfg)
         self.state = DashboardState.from_config(cfg)
         f = self.form
-        self.w = {key: control(f, key, css_classes=[f"w-{key.replace('_', '-')}"], **_lbl(label))
-                  for key, label in CONTROLS.items()}
+        self.w = {key: control(f, key, css_classes=[f"w-{key.replace('_', '-')}"]) for key in CONTROLS}
         #: the message of a rejected value, shown right under its control (escaped text).
         self.hints: Dict[str, Any] = {k: pn.pane.HTML("", visible=False, css_classes=[f"hint-{k.replace('_', '-')}"],
                                                       margin=(0, 10)) for k in self.w}
@@ -290,8 +287,8 @@ class Dashboard:
                                    margin=(0, 10))
         self.b_box = pn.Column(self.w["solver_b"], self.w["schedule_b"], self.w["nfe_b"], self.hints["nfe_b"],
                                visible=f.param.compare)
-        self.run_button = pn.widgets.Button(**_lbl("Run"), **_color(pn.widgets.Button, "primary"), css_classes=["w-run"],
-                                            width=90)
+        self.run_button = pn.widgets.Button(**_lbl("Run"), **_color(pn.widgets.Button, "primary"),
+                                            css_classes=["w-run"], width=90)
         self.stop_button = pn.widgets.Button(**_lbl("Stop"), **_color(pn.widgets.Button, "warning"),
                                              css_classes=["w-stop"], width=90)
         self.run_button.on_click(lambda e: self.request_run(0.0))
@@ -321,9 +318,7 @@ class Dashboard:
         objects = []
         for pname in entry.names():
             key = f"{fam}.{pname}"
-            label = key + (" (JSON: null, a number or a list like [0, 0.5, 1])" if entry.specs[pname].kind == "json"
-                           else "")
-            pw = control(entry, pname, css_classes=[f"p-{fam}-{pname}"], sizing_mode="stretch_width", **_lbl(label))
+            pw = control(entry, pname, css_classes=[f"p-{fam}-{pname}"])
             widgets[pname] = pw
             self.hints[key] = pn.pane.HTML("", visible=False, css_classes=[f"hint-{fam}-{pname}"], margin=(0, 10))
             objects += [pw, self.hints[key]]
@@ -349,7 +344,7 @@ class Dashboard:
         solver = self.form.solver
         takes_eps = "eps" in SOLVERS.parameters(solver)
         self.w["eps"].disabled = not takes_eps
-        setattr(self.w["eps"], _LABEL, CONTROLS["eps"] if takes_eps else  # the label says why it is off
+        setattr(self.w["eps"], _LABEL, self.form.param.eps.label if takes_eps else  # the label says why it is off
                 f"ε: not used by {solver}")
 
     def check_controls(self) -> "tuple[Optional[DashboardConfig], Dict[str, str]]":
@@ -595,8 +590,7 @@ class Dashboard:
         """Once the page has loaded: the address shows the validated configuration (keys outside the allow-list
         and refused values are dropped), then follows :attr:`state` through ``pn.state.location.sync`` with the
         allow-list :data:`~widgets.params.URL_KEYS` (and ``family.parameter`` for the sub-objects). A later
-        address change (history navigation) goes through the state's bounds and selectors: accepted values move
-        the controls and run, refused ones are reported (:func:`~widgets.state.parse_query`'s messages)."""
+        address change from outside goes through the state's bounds and selectors (:meth:`_url_changed`)."""
         if loc is None:
             doc = pn.state.curdoc
             if doc is None or doc.session_context is None:  # a notebook or plain Python: no address to sync
@@ -636,10 +630,11 @@ class Dashboard:
                     loc.update_query(**given)  # read through the sub-object's bounds (refused: kept as is)
 
     def _url_changed(self, event) -> None:
-        """The address changed in the browser (history navigation): ``pn.state.location`` has set the state
-        through its bounds and selectors (a refused value changes nothing); refused values are reported
-        (:func:`~widgets.state.parse_query`'s messages, escaped) and the address shows the state again; accepted
-        ones move the controls and run."""
+        """The address changed from outside (a client reporting its address; Panel 1.9.4's browser side does not
+        report back/forward navigation, so in practice this is reached by code setting ``location.search``):
+        ``pn.state.location`` has set the state through its bounds and selectors (a refused value changes
+        nothing); refused values are reported (:func:`~widgets.state.parse_query`'s messages, escaped) and the
+        address shows the state again; accepted ones move the controls and run. Our own writes are skipped."""
         from urllib.parse import parse_qsl
 
         if self._writing or self.closed:

@@ -94,11 +94,19 @@ class JSONLiteral(param.Parameter):
         return json.loads(value) if isinstance(value, str) else value
 
 
-def _param_of(spec: ParamSpec, form: bool, owner: str = "") -> param.Parameter:
-    """The param Parameter of one constructor parameter (its kind from :func:`~widgets.state.param_specs`)."""
-    doc = f"constructor parameter {spec.name} of {owner}" if owner else f"constructor parameter {spec.name}"
+def _param_of(spec: ParamSpec, form: bool, family: str = "", entry: str = "") -> param.Parameter:
+    """The param Parameter of one constructor parameter (its kind from :func:`~widgets.state.param_specs`),
+    labelled ``family.name`` (the URL key)."""
+    label = f"{family}.{spec.name}" if family else spec.name
+    doc = f"constructor parameter {spec.name} of {family} {entry}".rstrip()
     if spec.bounds is not None:
         doc += f"; the dashboard allows {spec.bounds[0]:g} … {spec.bounds[1]:g}"
+    p = _make_param(spec, form, doc)
+    p.label = label + (" (JSON: null, a number or a list like [0, 0.5, 1])" if spec.kind == "json" else "")
+    return p
+
+
+def _make_param(spec: ParamSpec, form: bool, doc: str) -> param.Parameter:
     if spec.kind == "bool":
         return param.Boolean(default=bool(spec.default), doc=doc)
     if spec.kind == "choice":
@@ -113,8 +121,7 @@ def _param_of(spec: ParamSpec, form: bool, owner: str = "") -> param.Parameter:
         return param.String(default=spec.default, doc=doc)
     # json: a literal (null, number, string, flat list of numbers); the form holds its JSON text
     if form:
-        return param.String(default=_form_value(spec, spec.default),
-                            doc=f"{spec.name} (JSON: null, a number or a list like [0, 0.5, 1])")
+        return param.String(default=_form_value(spec, spec.default), doc=doc)
     return JSONLiteral(default=spec.default, doc=doc)
 
 
@@ -128,7 +135,7 @@ def entry_class(family: str, name: str, form: bool = False) -> Type[EntryParams]
     cls = _CLASSES.get(key)
     if cls is None:
         specs = {s.name: s for s in param_specs(family, name)}
-        attrs: Dict[str, Any] = {k: _param_of(s, form, f"{family} {name}") for k, s in specs.items()}
+        attrs: Dict[str, Any] = {k: _param_of(s, form, family, name) for k, s in specs.items()}
         attrs.update(family=family, entry=name, specs=specs, form=form)
         cname = re.sub(r"\W", "_", f"{family}_{name}{'_form' if form else ''}")
         cls = _CLASSES[key] = type(cname, (EntryParams,), attrs)
@@ -144,15 +151,16 @@ class DashboardState(param.Parameterized):
     """The validated state of one dashboard session (see the module docstring)."""
 
     data = param.Selector(objects=FAMILIES["data"].names(), default=_DEFAULT.data, label="data / model")
-    interpolant = param.Selector(objects=FAMILIES["interpolant"].names(), default=_DEFAULT.interpolant)
-    schedule = param.Selector(objects=FAMILIES["schedule"].names(), default=_DEFAULT.schedule)
-    solver = param.Selector(objects=FAMILIES["solver"].names(), default=_DEFAULT.solver)
+    interpolant = param.Selector(objects=FAMILIES["interpolant"].names(), default=_DEFAULT.interpolant,
+                                 label="interpolant")
+    schedule = param.Selector(objects=FAMILIES["schedule"].names(), default=_DEFAULT.schedule, label="schedule")
+    solver = param.Selector(objects=FAMILIES["solver"].names(), default=_DEFAULT.solver, label="solver")
     nfe = param.Integer(default=_DEFAULT.nfe, bounds=NFE_RANGE, label="NFE")
     eps = param.Number(default=_DEFAULT.eps, bounds=EPS_RANGE, step=0.05, label="ε (SDE solvers)")
-    seed = param.Integer(default=_DEFAULT.seed, bounds=SEED_RANGE)
-    particles = param.Integer(default=_DEFAULT.particles, bounds=PARTICLES_RANGE, step=100)
-    t_start = param.Number(default=_DEFAULT.t_start, bounds=T_RANGE, step=0.001)
-    t_end = param.Number(default=_DEFAULT.t_end, bounds=T_RANGE, step=0.001)
+    seed = param.Integer(default=_DEFAULT.seed, bounds=SEED_RANGE, label="seed")
+    particles = param.Integer(default=_DEFAULT.particles, bounds=PARTICLES_RANGE, step=100, label="particles")
+    t_start = param.Number(default=_DEFAULT.t_start, bounds=T_RANGE, step=0.001, label="t_start")
+    t_end = param.Number(default=_DEFAULT.t_end, bounds=T_RANGE, step=0.001, label="t_end")
     compare = param.Boolean(default=_DEFAULT.compare, label="side-by-side: compare with B (same noise)")
     solver_b = param.Selector(objects=FAMILIES["solver"].names(), default=_DEFAULT.solver_b, label="solver B")
     schedule_b = param.Selector(objects=FAMILIES["schedule"].names(), default=_DEFAULT.schedule_b,

@@ -1,5 +1,5 @@
 """The address follows the validated state through ``pn.state.location.sync`` (allow-list, the state's bounds),
-and an address changed in the browser goes through the same bounds: accepted values move the controls,
+and an address changed from outside (``location.search`` set) goes through the same bounds: accepted values move the controls,
 refused ones are reported as escaped text and the address shows the state again. A standalone Location
 stands in for the page's."""
 from __future__ import annotations
@@ -55,7 +55,7 @@ def test_address_follows_the_runs_and_the_chosen_entry(dash):
     assert q["data"] == "gaussian" and q["data.dim"] == "2" and "data.n_modes" not in q
 
 
-def test_history_navigation_goes_through_the_bounds(dash):
+def test_an_address_change_goes_through_the_bounds(dash):
     d, loc = dash
     loc.search = "?solver=rk4&nfe=12&data=gaussian&data.dim=5"
     assert d.w["solver"].value == "rk4" and d.w["nfe"].value == 12 and d.w["data"].value == "gaussian"
