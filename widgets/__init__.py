@@ -1,8 +1,9 @@
-"""Front ends of the workbench: the Panel dashboard (:mod:`widgets.app`) and the JupyterLab one (:mod:`widgets.jupyter`).
+"""The workbench dashboard: one Panel app (:mod:`widgets.app`), served or shown in a notebook (:mod:`widgets.jupyter`).
 
 >>> from widgets import jupyter_dashboard; jupyter_dashboard()   # doctest: +SKIP  (one line in a notebook)
 
-Both share the validated configuration and URL state (:mod:`widgets.state`) and the live runs (:mod:`widgets.live`).
+Its controls are generated from param objects (:mod:`widgets.params`) over the validated configuration and URL
+state (:mod:`widgets.state`); runs are :mod:`widgets.live` threads.
 """
 from .state import DashboardConfig, build_experiment, config_to_query, parse_query
 
@@ -18,7 +19,7 @@ def create_app(*args, **kwargs):
 
 
 def jupyter_dashboard(**config):
-    """The ipywidgets dashboard (see :func:`widgets.jupyter.dashboard`)."""
+    """The Panel dashboard in a notebook cell (see :func:`widgets.jupyter.dashboard`)."""
     from .jupyter import dashboard
 
     return dashboard(**config)

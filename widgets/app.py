@@ -26,15 +26,15 @@ from urllib.parse import urlencode
 
 import numpy as np
 import panel as pn
+import param
 from panel.io.document import hold
 from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.plotting import figure
 
 from workbench.errors import ConfigError
 from widgets.live import LiveRun, SessionExecutor, format_status, launch_runs
-from widgets.state import (EPS_RANGE, FAMILIES, NFE_RANGE, PARTICLES_RANGE, SEED_RANGE, T_RANGE, DashboardConfig,
-                           ParamSpec, _bounded_float, _bounded_int, config_to_query, convert_param, param_specs,
-                           parse_query, solver_traits)
+from widgets.params import URL_KEYS, DashboardForm, DashboardState, entry_url_keys
+from widgets.state import FAMILIES, DashboardConfig, config_to_query, parse_query, solver_traits
 
 COLORS = {"a": "#d62728", "b": "#1f77b4"}
 #: ms between redraw checks while something runs. Frames are also pushed as soon as the browser reports it has
@@ -174,21 +174,39 @@ _ALERT_STYLE = ("margin:0;padding:6px 10px;border-radius:4px;background:#f8d7da;
 _HINT_STYLE = "margin:0 0 4px 0;color:#b00020;font-size:12px;white-space:pre-wrap"
 
 
-def _param_widget(spec: ParamSpec, value: Any, family: str):
-    kw = {_LABEL: f"{family}.{spec.name}", "css_classes": [f"p-{family}-{spec.name}"], "sizing_mode": "stretch_width"}
-    if spec.kind == "bool":
-        return pn.widgets.Checkbox(value=bool(value), **kw)
-    if spec.kind == "choice":
-        return pn.widgets.Select(options=list(spec.choices), value=str(value), **kw)
-    if spec.kind == "int":  # no client-side bounds: an out-of-range value reaches us and gets a message
-        return pn.widgets.IntInput(value=int(value), **kw)
-    if spec.kind == "float":
-        return pn.widgets.FloatInput(value=float(value), **kw)
-    text = "" if value is None else (value if spec.kind == "str" else json.dumps(value))
-    if spec.kind == "json":  # the format, in the label and the placeholder
-        kw[_LABEL] += " (JSON: null, a number or a list like [0, 0.5, 1])"
-        return pn.widgets.TextInput(value=str(text), placeholder="e.g. [0, 0.25, 0.5, 1]", **kw)
-    return pn.widgets.TextInput(value=str(text), **kw)
+#: the top-level controls (parameters of the form, labelled in :class:`~widgets.params.DashboardState`).
+CONTROLS = ("data", "interpolant", "schedule", "solver", "nfe", "eps", "seed", "particles", "t_start", "t_end",
+            "compare", "solver_b", "schedule_b", "nfe_b")
+#: widget kinds that differ from Panel's default for a parameter (NFE: a slider with a typed-in box).
+WIDGETS = {"nfe": pn.widgets.EditableIntSlider, "nfe_b": pn.widgets.EditableIntSlider,
+           "eps": pn.widgets.FloatSlider}
+
+
+def control(owner, pname: str, **kw: Any):
+    """The widget of parameter ``pname`` of ``owner`` (a :mod:`widgets.params` object), linked to it with
+    ``Widget.from_param``: selectors become dropdowns, booleans checkboxes, NFE an editable slider, ε a slider
+    that reports on release (``value_throttled``), other numbers typed-in boxes, text (and JSON) text boxes.
+    Typed-in boxes get no client-side bounds (the caps are soft bounds): a value out of range reaches the
+    server, stays as typed, and is refused with a message next to the control instead of being clamped."""
+    p = owner.param[pname]
+    kw.setdefault("sizing_mode", "stretch_width")
+    cls = WIDGETS.get(pname) if isinstance(owner, DashboardState) else None
+    if cls is pn.widgets.FloatSlider:
+        kw["throttled"] = True
+    elif cls is None:
+        if isinstance(p, param.Boolean):
+            cls = pn.widgets.Checkbox
+        elif isinstance(p, param.Selector):
+            cls = pn.widgets.Select
+        elif isinstance(p, param.Number):
+            cls = pn.widgets.IntInput if isinstance(p, param.Integer) else pn.widgets.FloatInput
+            kw.update(start=None, end=None)
+        else:
+            cls = pn.widgets.TextInput
+            spec = getattr(owner, "specs", {}).get(pname)
+            if spec is not None and spec.kind == "json":
+                kw["placeholder"] = "e.g. [0, 0.25, 0.5, 1]"
+    return cls.from_param(p, **kw)
 
 
 class Dashboard:
@@ -216,6 +234,9 @@ class Dashboard:
         self._recorded: Dict[str, bool] = {"a": True, "b": True}
         self._pending: Optional[float] = None
         self._building = True
+        self._writing = False
+        self._location = None
+        self._synced_entries: Dict[str, Any] = {}
         self.history: List[Dict[str, Any]] = []
         self.redraws = 0
         self._path_len: Dict[str, int] = {"a": 0, "b": 0}
@@ -237,8 +258,8 @@ class Dashboard:
         if periodic:
             try:
                 pn.state.on_session_destroyed(self.close)
-                # a URL set before the page has loaded is lost: write it (the validated one) once it has
-                pn.state.onload(lambda: self._sync_url(self.config))
+                # a URL set before the page has loaded is lost: sync it (the validated one) once it has
+                pn.state.onload(self._sync_location)
             except Exception:  # not in a server session
                 pass
         self._refresh_alert()
@@ -247,127 +268,90 @@ class Dashboard:
 
     # ---------------------------------------------------------------------------------------------- controls
     def _make_controls(self, cfg: DashboardConfig) -> None:
-        w = pn.widgets
-        self.w = {
-            "data": w.Select(**_lbl("data / model"), options=FAMILIES["data"].names(), value=cfg.data, css_classes=["w-data"]),
-            "interpolant": w.Select(**_lbl("interpolant"), options=FAMILIES["interpolant"].names(), value=cfg.interpolant,
-                                    css_classes=["w-interpolant"]),
-            "schedule": w.Select(**_lbl("schedule"), options=FAMILIES["schedule"].names(), value=cfg.schedule,
-                                 css_classes=["w-schedule"]),
-            "solver": w.Select(**_lbl("solver"), options=FAMILIES["solver"].names(), value=cfg.solver, css_classes=["w-solver"]),
-            # no fixed bounds on the typed-in boxes: a value out of range is shown with a message, not clamped
-            "nfe": w.EditableIntSlider(**_lbl("NFE"), start=NFE_RANGE[0], end=NFE_RANGE[1], value=cfg.nfe,
-                                       css_classes=["w-nfe"]),
-            "eps": w.FloatSlider(**_lbl("ε (SDE solvers)"), start=EPS_RANGE[0], end=EPS_RANGE[1], step=0.05,
-                                 value=cfg.eps, css_classes=["w-eps"]),
-            "seed": w.IntInput(**_lbl("seed"), value=cfg.seed, css_classes=["w-seed"]),
-            "particles": w.IntInput(**_lbl("particles"), value=cfg.particles, step=100, css_classes=["w-particles"]),
-            "t_start": w.FloatInput(**_lbl("t_start"), value=cfg.t_start, step=0.001,
-                                    css_classes=["w-t-start"]),
-            "t_end": w.FloatInput(**_lbl("t_end"), value=cfg.t_end, step=0.001, css_classes=["w-t-end"]),
-            "compare": w.Checkbox(**_lbl("side-by-side: compare with B (same noise)"), value=cfg.compare,
-                                  css_classes=["w-compare"]),
-            "solver_b": w.Select(**_lbl("solver B"), options=FAMILIES["solver"].names(), value=cfg.solver_b,
-                                 css_classes=["w-solver-b"]),
-            "schedule_b": w.Select(**_lbl("schedule B"), options=FAMILIES["schedule"].names(), value=cfg.schedule_b,
-                                   css_classes=["w-schedule-b"]),
-            "nfe_b": w.EditableIntSlider(**_lbl("NFE B"), start=NFE_RANGE[0], end=NFE_RANGE[1], value=cfg.nfe_b,
-                                         css_classes=["w-nfe-b"]),
-        }
+        """The controls, generated from the param objects of :mod:`widgets.params`: the form
+        (:class:`~widgets.params.DashboardForm`) holds what the controls show (each control is linked to its
+        parameter with ``Widget.from_param``); :attr:`state` (:class:`~widgets.params.DashboardState`, hard bounds)
+        holds the last configuration that passed the checks and ran."""
+        self.form = DashboardForm.from_config(cfg)
+        self.state = DashboardState.from_config(cfg)
+        f = self.form
+        self.w = {key: control(f, key, css_classes=[f"w-{key.replace('_', '-')}"]) for key in CONTROLS}
         #: the message of a rejected value, shown right under its control (escaped text).
         self.hints: Dict[str, Any] = {k: pn.pane.HTML("", visible=False, css_classes=[f"hint-{k.replace('_', '-')}"],
                                                       margin=(0, 10)) for k in self.w}
         self.param_boxes = {fam: pn.Column(margin=(0, 0, 0, 15)) for fam in FAMILIES}
         self.param_widgets: Dict[str, Dict[str, Any]] = {fam: {} for fam in FAMILIES}
         for fam in FAMILIES:
-            self._build_params(fam, getattr(cfg, f"{fam}_params"))
+            self._build_params(fam, {})
         self.traits = pn.pane.HTML(escaped(solver_traits(cfg.solver, cfg.solver_params)), css_classes=["solver-traits"],
                                    margin=(0, 10))
         self.b_box = pn.Column(self.w["solver_b"], self.w["schedule_b"], self.w["nfe_b"], self.hints["nfe_b"],
-                               visible=cfg.compare)
-        self.run_button = w.Button(**_lbl("Run"), **_color(w.Button, "primary"), css_classes=["w-run"], width=90)
-        self.stop_button = w.Button(**_lbl("Stop"), **_color(w.Button, "warning"), css_classes=["w-stop"], width=90)
+                               visible=f.param.compare)
+        self.run_button = pn.widgets.Button(**_lbl("Run"), **_color(pn.widgets.Button, "primary"),
+                                            css_classes=["w-run"], width=90)
+        self.stop_button = pn.widgets.Button(**_lbl("Stop"), **_color(pn.widgets.Button, "warning"),
+                                             css_classes=["w-stop"], width=90)
         self.run_button.on_click(lambda e: self.request_run(0.0))
         self.stop_button.on_click(lambda e: self.cancel())
-        self.png_download = w.FileDownload(callback=self.export_png, filename="workbench.png", label="Export PNG",
-                                           embed=False, **_color(w.FileDownload, "light"), css_classes=["w-png"])
-        self.json_download = w.FileDownload(callback=self.export_json, filename="workbench-config.json",
-                                            label="Export config JSON", embed=False, **_color(w.FileDownload, "light"),
-                                            css_classes=["w-json"])
+        self.png_download = pn.widgets.FileDownload(callback=self.export_png, filename="workbench.png",
+                                                    label="Export PNG", embed=False,
+                                                    **_color(pn.widgets.FileDownload, "light"), css_classes=["w-png"])
+        self.json_download = pn.widgets.FileDownload(callback=self.export_json, filename="workbench-config.json",
+                                                     label="Export config JSON", embed=False,
+                                                     **_color(pn.widgets.FileDownload, "light"), css_classes=["w-json"])
         self.share = pn.pane.HTML("", css_classes=["share-link"])
-        for key, widget in self.w.items():
-            widget.sizing_mode = "stretch_width"  # responsive: the sidebar's width, never a fixed one
-            widget.param.watch(self._on_control, "value")
+        # one watcher on the form for every control (a change cancels the running sample and schedules a run);
+        # a new registry entry gets a new sub-object (DashboardForm's param.depends) and so new controls
+        f.param.watch(self._on_control, list(CONTROLS))
+        f.param.watch(self._on_entry, [f"{fam}_params" for fam in FAMILIES])
+        f.param.watch(self._show_traits, ["solver", "solver_params"])
         self._update_enabled()
+        f.param.watch(lambda *_: self._update_enabled(), ["solver"])
 
     def _build_params(self, fam: str, values: Dict[str, Any]) -> None:
-        name = self.w[fam].value
+        """The controls of family ``fam``'s sub-object (its parameters from the entry's signature), each with
+        its hint pane; ``values`` (DashboardConfig-style) are set first."""
+        entry = self.form.entry(fam)
+        if values:
+            entry.set_values(values)
         widgets = {}
         objects = []
-        for spec in param_specs(fam, name):
-            pw = _param_widget(spec, values.get(spec.name, spec.default), fam)
-            pw.param.watch(self._on_control, "value")
-            widgets[spec.name] = pw
-            key = f"{fam}.{spec.name}"
-            self.hints[key] = pn.pane.HTML("", visible=False, css_classes=[f"hint-{fam}-{spec.name}"], margin=(0, 10))
+        for pname in entry.names():
+            key = f"{fam}.{pname}"
+            pw = control(entry, pname, css_classes=[f"p-{fam}-{pname}"])
+            widgets[pname] = pw
+            self.hints[key] = pn.pane.HTML("", visible=False, css_classes=[f"hint-{fam}-{pname}"], margin=(0, 10))
             objects += [pw, self.hints[key]]
+        # the parameters of the entry: one watcher on its sub-object
+        entry.param.watch(self._on_control, entry.names()) if entry.names() else None
+        if fam == "solver" and entry.names():
+            entry.param.watch(self._show_traits, entry.names())
         self.param_widgets[fam] = widgets
         self.param_boxes[fam].objects = objects
+
+    def _on_entry(self, event) -> None:
+        """Another registry entry was chosen: controls for its new sub-object."""
+        if not self._building:
+            self._build_params(event.name[: -len("_params")], {})
+
+    def _show_traits(self, *_: Any) -> None:
+        params, _errors = self.form.entry("solver").check()
+        self.traits.object = escaped(solver_traits(self.form.solver, params))
 
     def _update_enabled(self) -> None:
         from workbench.solvers import SOLVERS
 
-        takes_eps = "eps" in SOLVERS.parameters(self.w["solver"].value)
+        solver = self.form.solver
+        takes_eps = "eps" in SOLVERS.parameters(solver)
         self.w["eps"].disabled = not takes_eps
-        setattr(self.w["eps"], _LABEL, "ε (SDE solvers)" if takes_eps else  # the label says why it is off
-                f"ε: not used by {self.w['solver'].value}")
-        self.b_box.visible = bool(self.w["compare"].value)
+        setattr(self.w["eps"], _LABEL, self.form.param.eps.label if takes_eps else  # the label says why it is off
+                f"ε: not used by {solver}")
 
     def check_controls(self) -> "tuple[Optional[DashboardConfig], Dict[str, str]]":
         """The configuration the controls show, or ``(None, {control: message})`` for every refused value
-        (nothing is clamped: NFE 500, particles 0 or an empty box are refused with the allowed range)."""
-        errors: Dict[str, str] = {}
-        w = self.w
-
-        def get(key, fn):
-            try:
-                return fn(w[key].value)
-            except ConfigError as exc:
-                errors[key] = str(exc)
-                return None
-
-        nfe = get("nfe", lambda v: _bounded_int(v, "nfe", *NFE_RANGE))
-        nfe_b = get("nfe_b", lambda v: _bounded_int(v, "nfe_b", *NFE_RANGE)) if w["compare"].value else w["nfe_b"].value
-        particles = get("particles", lambda v: _bounded_int(v, "particles", *PARTICLES_RANGE))
-        seed = get("seed", lambda v: _bounded_int(v, "seed", *SEED_RANGE))
-        eps = get("eps", lambda v: _bounded_float(v, "eps", *EPS_RANGE))
-        t_start = get("t_start", lambda v: _bounded_float(v, "t_start", *T_RANGE))
-        t_end = get("t_end", lambda v: _bounded_float(v, "t_end", *T_RANGE))
-        if t_start is not None and t_end is not None and not t_start < t_end:
-            errors["t_start"] = f"t_start: must be below t_end = {t_end:g}, got {t_start:g}"
-        params = {}
-        for fam in FAMILIES:
-            specs = {s.name: s for s in param_specs(fam, w[fam].value)}
-            out = {}
-            for pname, pw in self.param_widgets[fam].items():
-                spec = specs.get(pname)
-                if spec is None:
-                    continue
-                try:
-                    v = convert_param(spec, pw.value, f"{fam}.{pname}")
-                except ConfigError as exc:
-                    errors[f"{fam}.{pname}"] = str(exc)
-                    continue
-                if v != spec.default:
-                    out[pname] = v
-            params[f"{fam}_params"] = out
-        if errors:
-            return None, errors
-        return DashboardConfig(data=w["data"].value, interpolant=w["interpolant"].value, schedule=w["schedule"].value,
-                               solver=w["solver"].value, nfe=nfe, eps=eps, seed=seed, particles=particles,
-                               t_start=t_start, t_end=t_end, compare=bool(w["compare"].value),
-                               solver_b=w["solver_b"].value, schedule_b=w["schedule_b"].value, nfe_b=int(nfe_b),
-                               theme=self.theme, **params), {}
+        (nothing is clamped: NFE 500, particles 0 or an empty box are refused with the allowed range); see
+        :meth:`widgets.params.DashboardState.check`."""
+        return self.form.check(theme=self.theme)
 
     def read_config(self) -> DashboardConfig:
         """The configuration the controls show; a refused value raises :class:`ConfigError` (the first one)."""
@@ -384,24 +368,10 @@ class Dashboard:
             pane.object = escaped(f"⚠ {msg}", style=_HINT_STYLE) if msg else ""
             pane.visible = bool(msg)
 
-    def _on_control(self, event) -> None:
+    def _on_control(self, *events) -> None:
+        """Any control changed (the form's or a sub-object's parameters): cancel and schedule a run."""
         if self._building:
             return
-        if event.obj in (self.w["data"], self.w["interpolant"], self.w["schedule"], self.w["solver"]):
-            fam = next(k for k in FAMILIES if self.w[k] is event.obj)
-            self._building = True
-            try:
-                self._build_params(fam, {})
-            finally:
-                self._building = False
-        if event.obj is self.w["solver"] or event.obj in self.param_widgets["solver"].values():
-            try:
-                params = {k: convert_param(sp, self.param_widgets["solver"][sp.name].value, k)
-                          for sp in param_specs("solver", self.w["solver"].value) for k in [sp.name]}
-            except ConfigError:
-                params = {}
-            self.traits.object = escaped(solver_traits(self.w["solver"].value, params))
-        self._update_enabled()
         self.url_messages = []
         self.cancel()
         self.request_run(self.debounce)
@@ -581,6 +551,12 @@ class Dashboard:
         cfg, self.runs, self.run_messages = launch_runs(lambda: cfg, self.executor)
         if cfg is not None:
             self.config = cfg
+            self._writing = True  # the state (and through it the address) follows what runs
+            try:
+                self.state.set_config(cfg)
+                self._resync_entries()
+            finally:
+                self._writing = False
             self._sync_url(cfg)
             self.b_column.visible = cfg.compare
             for s, run in self.runs.items():
@@ -605,14 +581,92 @@ class Dashboard:
         self._refresh_alert()
 
     def _sync_url(self, cfg: DashboardConfig) -> None:
+        """The share link of ``cfg`` (escaped; the address itself follows :attr:`state`, see
+        :meth:`_sync_location`)."""
         query = urlencode(config_to_query(cfg))
         self.share.object = f'<a href="?{html.escape(query, quote=True)}">link to this configuration</a>'
-        loc = pn.state.location
-        if loc is not None:
+
+    def _sync_location(self, loc=None) -> None:
+        """Once the page has loaded: the address shows the validated configuration (keys outside the allow-list
+        and refused values are dropped), then follows :attr:`state` through ``pn.state.location.sync`` with the
+        allow-list :data:`~widgets.params.URL_KEYS` (and ``family.parameter`` for the sub-objects). A later
+        address change from outside goes through the state's bounds and selectors (:meth:`_url_changed`)."""
+        if loc is None:
+            doc = pn.state.curdoc
+            if doc is None or doc.session_context is None:  # a notebook or plain Python: no address to sync
+                return
+            loc = pn.state.location
+        if loc is None or self.closed:
+            return
+        self._location = loc
+        self._writing = True
+        try:
+            loc.search = "?" + urlencode(config_to_query(self.config))
+            loc.sync(self.state, URL_KEYS)
+            self._resync_entries()
+        finally:
+            self._writing = False
+        loc.param.watch(self._url_changed, "search")
+
+    def _resync_entries(self, address: Optional[Dict[str, str]] = None) -> None:
+        """The address carries the parameters of the state's current sub-objects (a replaced one is unsynced).
+        Runs once the state has been written as a whole (then the address agrees with its top-level values);
+        after an address change, ``address`` (its query) gives a new sub-object its values."""
+        loc = self._location
+        if loc is None:
+            return
+        for fam in FAMILIES:
+            entry, old = self.state.entry(fam), self._synced_entries.get(fam)
+            if entry is old:
+                continue
+            if old is not None and old.names():
+                loc.unsync(old)
+            self._synced_entries[fam] = entry
+            if entry.names():
+                keys = entry_url_keys(entry)
+                loc.sync(entry, keys)
+                given = {q: address[q] for q in keys.values() if address and q in address}
+                if given:
+                    loc.update_query(**given)  # read through the sub-object's bounds (refused: kept as is)
+
+    def _url_changed(self, event) -> None:
+        """The address changed from outside (a client reporting its address; Panel 1.9.4's browser side does not
+        report back/forward navigation, so in practice this is reached by code setting ``location.search``):
+        ``pn.state.location`` has set the state through its bounds and selectors (a refused value changes
+        nothing); refused values are reported (:func:`~widgets.state.parse_query`'s messages, escaped) and the
+        address shows the state again; accepted ones move the controls and run. Our own writes are skipped."""
+        from urllib.parse import parse_qsl
+
+        if self._writing or self.closed:
+            return
+        address = dict(parse_qsl(str(event.new or "").lstrip("?"), keep_blank_values=True))
+        self._writing = True
+        try:
+            self._resync_entries(address)
+        finally:
+            self._writing = False
+        _, self.url_messages = parse_query(address, base=self.config)
+        self._refresh_alert()
+        cfg, _errors = self.state.check(theme=self.theme)
+        cfg = cfg or self.config
+        if self.url_messages:
+            self._writing = True
             try:
-                loc.search = "?" + query
-            except Exception:  # not in a browser session
-                pass
+                self._location.search = "?" + urlencode(config_to_query(cfg))
+            finally:
+                self._writing = False
+        if cfg == self.config:
+            return
+        self._building = True
+        try:
+            self.form.set_config(cfg)
+            for fam in FAMILIES:
+                self._build_params(fam, {})
+        finally:
+            self._building = False
+        self._update_enabled()
+        self._show_traits()
+        self.request_run(self.debounce)
 
     def _refresh_alert(self) -> None:
         msgs = list(self.url_messages) + [m for m in self.run_messages.values() if m]

@@ -1,34 +1,55 @@
-"""The ipywidgets front: same controls from the registries, a control change reruns, bad input is a message."""
+"""The notebook front is the served Panel app (not a second UI): same Dashboard and controls, resources inline,
+an ipywidget through jupyter_bokeh; a control change reruns, and bad settings are messages."""
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
 
-pytest.importorskip("ipywidgets")
+pn = pytest.importorskip("panel")
 
 from widgets import jupyter_dashboard  # noqa: E402
+from widgets.app import Dashboard  # noqa: E402
 from widgets.state import FAMILIES  # noqa: E402
 
 
-def test_one_line_dashboard_runs_and_reruns_on_change():
+def _status(d) -> str:
+    return html.unescape(d.dashboard.status["a"].object)
+
+
+def test_one_line_dashboard_is_the_panel_app_and_reruns_on_change():
     d = jupyter_dashboard(solver="euler", nfe=6, particles=200)
+    assert isinstance(d.dashboard, Dashboard) and d.layout is d.dashboard.layout
+    assert pn.config.inline                                        # offline: no CDN
     assert d.wait(60)
-    assert "NFE 6/6" in d.status.value and "done" in d.status.value
-    assert d.image.value[:8] == b"\x89PNG\r\n\x1a\n"
-    e1 = float(re.search(r"error ([0-9.e+-]+)", d.status.value).group(1))
+    assert "NFE 6/6" in _status(d) and "done" in _status(d)
+    assert d.dashboard.export_png().getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+    e1 = float(re.search(r"error ([0-9.e+-]+)", _status(d)).group(1))
     for fam in FAMILIES:
-        assert list(d.controls[fam].options) == FAMILIES[fam].names()
-    d.controls["solver"].value = "rk4"
-    d.controls["nfe"].value = 24
+        assert list(d.dashboard.w[fam].options) == FAMILIES[fam].names()
+    d.dashboard.w["solver"].value = "rk4"
+    d.dashboard.w["nfe"].value = 24
     assert d.wait(60)
-    assert "rk4" in d.status.value and "NFE 24/24" in d.status.value
-    e2 = float(re.search(r"error ([0-9.e+-]+)", d.status.value).group(1))
+    assert "rk4" in _status(d) and "NFE 24/24" in _status(d)
+    e2 = float(re.search(r"error ([0-9.e+-]+)", _status(d)).group(1))
     assert e2 < e1 / 10
+    d.dashboard.close()
+
+
+def test_renders_as_an_ipywidget():
+    pytest.importorskip("jupyter_bokeh")
+    from jupyter_bokeh import BokehModel
+
+    d = jupyter_dashboard(solver="euler", nfe=4, particles=50)
+    assert isinstance(d.ipywidget(), BokehModel)
+    d.wait(60)
+    d.dashboard.close()
 
 
 def test_bad_settings_are_messages():
     d = jupyter_dashboard(interpolant="mirror", solver="dpmpp_2m", nfe=999, bogus=1)
     assert d.wait(60)
-    text = d.alert.value
+    text = html.unescape(d.dashboard.alert.object)
     assert "log-SNR" in text and "nfe" in text and "bogus" in text and "Traceback" not in text
+    d.dashboard.close()
