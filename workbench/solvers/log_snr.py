@@ -185,7 +185,8 @@ def region_variable(tab: LogSNRTable, i: int, region: str) -> float:
 def region_jacobian(tab: LogSNRTable, v: float, region: str) -> float:
     r""":math:`d\rho/dv = 1/(q\,v^{1-1/q})` at :math:`v = \rho^q` in the noise region with q = 2 (the integrand
     :math:`\hat\varepsilon\,d\rho/dv = \hat\varepsilon/(2\rho)` is what is smooth in v); 1 otherwise (also
-    where v = 0, whose output a q = 2 step never reads, see :func:`variable_step`)."""
+    where v = 0: only UniPC's corrector at the final point, σ = 0, has that node, and no later step folds
+    it in, see :func:`fold_correctors`)."""
     if region == "data" or tab.rho_q == 1 or v == 0.0:
         return 1.0
     return 1.0 / (tab.rho_q * v ** (1.0 - 1.0 / tab.rho_q))
