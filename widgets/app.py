@@ -31,9 +31,8 @@ from panel.io.document import hold
 from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.plotting import figure
 
-from workbench.errors import ConfigError
 from widgets.live import LiveRun, SessionExecutor, format_status, launch_runs
-from widgets.params import URL_KEYS, DashboardForm, DashboardState, entry_url_keys
+from widgets.params import URL_KEYS, DashboardForm, DashboardState, entry_url_keys, first_error
 from widgets.state import FAMILIES, DashboardConfig, config_to_query, parse_query, solver_traits
 
 COLORS = {"a": "#d62728", "b": "#1f77b4"}
@@ -357,8 +356,7 @@ class Dashboard:
         """The configuration the controls show; a refused value raises :class:`ConfigError` (the first one)."""
         cfg, errors = self.check_controls()
         if cfg is None:
-            key = next(iter(errors))
-            raise ConfigError(key, errors[key].split(": ", 1)[-1])
+            raise first_error(errors)
         return cfg
 
     def _show_hints(self, errors: Dict[str, str]) -> None:

@@ -35,6 +35,12 @@ SCALAR_CAPS: Dict[str, Tuple[Any, Any]] = {"nfe": NFE_RANGE, "nfe_b": NFE_RANGE,
                                            "seed": SEED_RANGE, "eps": EPS_RANGE, "t_start": T_RANGE, "t_end": T_RANGE}
 
 
+
+def first_error(errors: Dict[str, str]) -> ConfigError:
+    """The first refusal of ``errors`` (control key → "key: message") as a :class:`ConfigError` naming its key."""
+    key = next(iter(errors))
+    return ConfigError(key, errors[key].split(": ", 1)[-1])
+
 class EntryParams(param.Parameterized):
     """Base of the generated per-entry classes: the constructor parameters of one registry entry.
 
@@ -229,8 +235,7 @@ class DashboardState(param.Parameterized):
         """The state as a :class:`DashboardConfig` (sub-objects: only values that differ from the defaults)."""
         cfg, errors = self.check()
         if cfg is None:
-            key = next(iter(errors))
-            raise ConfigError(key, errors[key].split(": ", 1)[-1])
+            raise first_error(errors)
         return cfg
 
     def check(self, theme: Optional[str] = None) -> Tuple[Optional[DashboardConfig], Dict[str, str]]:
