@@ -123,19 +123,24 @@ def main() -> int:
                     page.locator(".status-a").filter(has_text="done").wait_for(timeout=300_000)
                     page.evaluate(HOOK)
                     page.locator(".w-run button").click()
+                    # the previous run's "done" is still shown until the new run's first frame arrives
+                    page.wait_for_function("() => window.__wb.n > 0", timeout=120_000)
                     page.locator(".status-a").filter(has_text="done").wait_for(timeout=300_000)
                     time.sleep(0.3)
                     wb = page.evaluate("() => window.__wb")
                     status = page.locator(".status-a p").inner_text()
-                    steps = int(re.search(r"steps (\d+)", status).group(1))
-                    wall = float(re.search(r"([0-9.]+) s ·", status).group(1))
+                    m_steps, m_wall = re.search(r"steps (\d+)", status), re.search(r"([0-9.]+) s ·", status)
+                    if m_steps is None or m_wall is None:
+                        raise RuntimeError(f"status line without steps/wall: {status!r}")
+                    steps, wall = int(m_steps.group(1)), float(m_wall.group(1))
                     upd, painted = wb["upd"], wb["painted"]
                     watched = steps / wall
                     row = {"data": data, "solver": solver, "nfe": nfe, "particles": args.particles, "repeat": rep,
                            "updates": len(upd), "updates_per_s": _rate(upd), "painted": len(painted),
                            "painted_per_s": _rate(painted), "p90_gap_ms": _p90_gap(painted),
                            "watched_steps_per_s": watched, "unwatched_steps_per_s": free,
-                           "slowdown": free / watched, "run_s": wall, "callback_cap_per_s": 1000 / PERIOD_MS}
+                           "slowdown": free / watched, "run_s": wall, "callback_cap_per_s": 1000 / PERIOD_MS,
+                           "update_ms": upd, "painted_ms": painted}
                     rows.append(row)
                     print(f"{data} {solver} NFE {nfe}: painted {row['painted_per_s']:.1f}/s ({len(painted)}), updates "
                           f"{row['updates_per_s']:.1f}/s ({len(upd)}), p90 gap {row['p90_gap_ms']:.0f} ms, sampler "

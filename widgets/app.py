@@ -20,7 +20,7 @@ import io
 import json
 import math
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 import weakref
 from urllib.parse import urlencode
 
@@ -39,6 +39,11 @@ COLORS = {"a": "#d62728", "b": "#1f77b4"}
 #: ms between redraw checks while something runs. Frames are also pushed as soon as the browser reports it has
 #: painted the previous one (see ACK_JS), so this mostly bounds the latency of the first frame and of timeouts.
 PERIOD_MS = 25
+#: the periodic callback's period while the runs publish nothing new (building a model, waiting for a shared
+#: reference) for :data:`QUIET_AFTER_S`: 20 sessions ticking at 25 ms kept the server's event loop busy enough to
+#: starve the reference computations of the GIL (a 20-session load test took 230 s instead of 30 s).
+WAIT_PERIOD_MS = 200
+QUIET_AFTER_S = 0.5
 #: a pushed particle frame is "in flight" until the browser acknowledges that it painted it; the next frame of that
 #: side waits for the acknowledgement (latest-wins: frames produced meanwhile are skipped), or at most this long.
 ACK_TIMEOUT_S = 0.5
@@ -58,6 +63,59 @@ SLOW_PERIOD_S = 0.25
 
 
 _UNSET = object()
+
+
+class Ticker:
+    """A session's periodic callback that can change its period from inside its own call.
+
+    Served (a session document): the document's own periodic callback, replaced by remove + add when the period
+    changes — Panel's ``PeriodicCallback`` restarts itself through next-tick callbacks when its period is set
+    from inside a callback, which was measured to stall a 20-session server. Elsewhere (a notebook kernel, no
+    session): Panel's ``pn.state.add_periodic_callback`` at a fixed period (:meth:`set_period` does nothing).
+    """
+
+    def __init__(self, fn: Callable[[], None], period_ms: int, doc: Any = None, panel_cb: Any = None):
+        self.fn, self.period, self.doc, self._panel = fn, int(period_ms), doc, panel_cb
+        self._handle: Any = None
+        self.start()
+
+    @classmethod
+    def create(cls, fn: Callable[[], None], period_ms: int) -> "Ticker":
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            return cls(fn, period_ms, doc=doc)
+        cb = pn.state.add_periodic_callback(fn, period=period_ms)
+        cb.log = False  # Panel logs every call otherwise (a stack walk per tick)
+        return cls(fn, period_ms, panel_cb=cb)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._panel.running) if self._panel is not None else self._handle is not None
+
+    def start(self) -> None:
+        if self._panel is not None:
+            if not self._panel.running:
+                self._panel.start()
+        elif self._handle is None:
+            self._handle = self.doc.add_periodic_callback(self.fn, self.period)
+
+    def stop(self) -> None:
+        if self._panel is not None:
+            self._panel.stop()
+        elif self._handle is not None:
+            handle, self._handle = self._handle, None
+            try:
+                self.doc.remove_periodic_callback(handle)
+            except ValueError:  # already removed with the session
+                pass
+
+    def set_period(self, period_ms: int) -> None:
+        if self._panel is not None or int(period_ms) == self.period:
+            return
+        self.period = int(period_ms)
+        if self._handle is not None:
+            self.stop()
+            self.start()
 #: heights of the particle/field views and of the spectrum/error plots (widths follow the window).
 FIG_HEIGHT = 370
 SMALL_HEIGHT = 290
@@ -125,24 +183,45 @@ def _image_tiles(images: Dict[str, Any], target: Optional[np.ndarray]) -> Dict[s
     return out
 
 
-def _EMPTY_SEGMENTS() -> Dict[str, np.ndarray]:
-    return {k: np.zeros(0, dtype=np.float32) for k in ("x0", "y0", "x1", "y1")}
-
-
-def _segments(paths: np.ndarray) -> Dict[str, np.ndarray]:
-    """``(T, P, 2)`` paths as the ``(T-1)·P`` segments between consecutive steps (float32 columns)."""
-    a = np.ascontiguousarray(paths[:-1], dtype=np.float32).reshape(-1, 2)
-    b = np.ascontiguousarray(paths[1:], dtype=np.float32).reshape(-1, 2)
-    return {"x0": a[:, 0].copy(), "y0": a[:, 1].copy(), "x1": b[:, 0].copy(), "y1": b[:, 1].copy()}
+def _EMPTY_PATHS() -> Dict[str, np.ndarray]:
+    return {k: np.zeros(0, dtype=np.float32) for k in ("x", "y")}
 
 
 def _nan_separated(paths: np.ndarray) -> Dict[str, np.ndarray]:
-    """``(T, P, 2)`` paths as one polyline with NaN breaks (one line glyph, two binary buffers)."""
+    """``(T, P, 2)`` paths as one polyline with NaN breaks: path p is points ``p·(T+1) … p·(T+1)+T-1``, then a NaN.
+
+    One line glyph is one canvas stroke per frame; a segment glyph strokes every segment (48 paths × 200 steps
+    painted at 11 frames/s where the line paints at 27, measured in headless chromium)."""
     T, P, _ = paths.shape
     out = np.full((P, T + 1, 2), np.nan, dtype=np.float32)
     out[:, :T] = paths.transpose(1, 0, 2)
     flat = out.reshape(-1, 2)
-    return {"x": flat[:, 0], "y": flat[:, 1]}
+    return {"x": flat[:, 0].copy(), "y": flat[:, 1].copy()}
+
+
+#: pixels per side of the exact-target density image.
+DENSITY_PIXELS = 128
+_EMPTY_DENSITY = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
+
+
+def _density_image(xy: np.ndarray, box: float, pixels: int = DENSITY_PIXELS) -> Dict[str, list]:
+    r"""The exact target samples ``(N, 2)`` as one grey RGBA image over :math:`[-b, b]^2`: a 2-D histogram smoothed
+    by a Gaussian of one pixel, alpha :math:`= 0.6\,\sqrt{c/c_{99\%}}` (clipped to 0.6).
+
+    One image is one ``drawImage`` per frame; 2 000 target markers repaint with every particle frame (the whole
+    canvas is redrawn) and cost as much as the particles themselves."""
+    from scipy.ndimage import gaussian_filter
+
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    h, _, _ = np.histogram2d(xy[:, 1], xy[:, 0], bins=pixels, range=[[-box, box], [-box, box]])  # rows = y
+    h = gaussian_filter(h, 1.0)
+    top = float(np.quantile(h[h > 0], 0.99)) if (h > 0).any() else 1.0
+    alpha = np.clip(0.6 * np.sqrt(h / top), 0.0, 0.6)
+    rgba = np.empty((pixels, pixels, 4), dtype=np.uint8)
+    rgba[..., :3] = 0xAA
+    rgba[..., 3] = np.round(255 * alpha).astype(np.uint8)
+    return {"image": [rgba.view(np.uint32).reshape(pixels, pixels)], "x": [-box], "y": [-box],
+            "dw": [2 * box], "dh": [2 * box]}
 
 
 #: Panel >= 1.8 calls a widget's caption ``label`` (``name`` is deprecated); older versions use ``name``.
@@ -228,6 +307,9 @@ class Dashboard:
         self.runs: Dict[str, Optional[LiveRun]] = {"a": None, "b": None}
         self.run_messages: Dict[str, Optional[str]] = {"a": None, "b": None}
         self._seen: Dict[str, int] = {"a": -1, "b": -1}
+        #: the runs' frame versions at the last tick, and when one last changed (see WAIT_PERIOD_MS)
+        self._observed: Dict[str, Any] = {}
+        self._active_at = time.monotonic()
         self._slow_at: Dict[str, float] = {}
         self._last_state: Dict[str, Any] = {}
         self._recorded: Dict[str, bool] = {"a": True, "b": True}
@@ -238,7 +320,6 @@ class Dashboard:
         self._synced_entries: Dict[str, Any] = {}
         self.history: List[Dict[str, Any]] = []
         self.redraws = 0
-        self._path_len: Dict[str, int] = {"a": 0, "b": 0}
         #: backpressure (a browser acknowledges painted frames) only with a live page; unit tests draw every tick
         self._backpressure = periodic
         self._in_flight: Dict[str, int] = {"a": 0, "b": 0}
@@ -380,8 +461,9 @@ class Dashboard:
                      tools="pan,wheel_zoom,box_zoom,reset,save",
                      title=f"{side.upper()}: particles and paths", x_range=(-4, 4), y_range=(-4, 4),
                      x_axis_label="x[0] (first coordinate)", y_axis_label="x[1] (second coordinate)")
-        fig.scatter("x", "y", source=self.target_src, size=2, color="#bbbbbb", alpha=0.5, legend_label="exact target")
-        fig.segment("x0", "y0", "x1", "y1", source=self.path_src[side], color=COLORS[side], alpha=0.35, line_width=1)
+        fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=self.target_src,
+                       legend_label="exact target (density)")
+        fig.line("x", "y", source=self.path_src[side], color=COLORS[side], alpha=0.35, line_width=1)
         pts = fig.scatter("x", "y", source=self.point_src[side], size=2.5, color=COLORS[side], alpha=0.6,
                           legend_label="particles")
         fig.add_tools(HoverTool(renderers=[pts], tooltips=[("x[0]", "@x{0.000}"), ("x[1]", "@y{0.000}")]))
@@ -412,10 +494,11 @@ class Dashboard:
                         for s in "ab"}
         self.img_fig = {s: self._image_figure(s) for s in "ab"}
         empty_pts = {"x": np.zeros(0), "y": np.zeros(0)}
-        self.target_src = ColumnDataSource(dict(empty_pts))
+        #: the exact target samples as one density image (:func:`_density_image`)
+        self.target_src = ColumnDataSource(dict(_EMPTY_DENSITY))
         self.point_src = {s: ColumnDataSource(dict(empty_pts), name=f"points_{s}") for s in "ab"}
-        #: paths as segments between consecutive steps: a frame streams only the new steps' segments
-        self.path_src = {s: ColumnDataSource(_EMPTY_SEGMENTS()) for s in "ab"}
+        #: paths as one NaN-separated polyline per side (:func:`_nan_separated`), replaced by each frame
+        self.path_src = {s: ColumnDataSource(_EMPTY_PATHS()) for s in "ab"}
         from bokeh.models import CustomJS
 
         self.ack_src = ColumnDataSource({"n": []}, name="wb_ack", tags=[0, 0])
@@ -512,11 +595,14 @@ class Dashboard:
             return
         if self._callback is None:
             try:
-                self._callback = pn.state.add_periodic_callback(self.tick, period=PERIOD_MS)
+                self._callback = Ticker.create(self.tick, PERIOD_MS)
             except Exception:  # no document (plain Python): tests call tick() themselves
                 self._callback = None
-        elif not self._callback.running:
-            self._callback.start()
+        else:
+            self._callback.set_period(PERIOD_MS)
+            if not self._callback.running:
+                self._callback.start()
+        self._active_at = time.monotonic()
 
     @property
     def idle(self) -> bool:
@@ -561,17 +647,15 @@ class Dashboard:
                 if run is not None:
                     self._recorded[s] = False
                     self._seen[s] = -1
-                    self._path_len[s] = 0
             if cfg.data != getattr(self, "_shown_data", cfg.data) or cfg.data_params != getattr(
                     self, "_shown_data_params", cfg.data_params):  # another data set: no stale plots
                 for s in "ab":
                     self.point_src[s].data = {"x": np.zeros(0), "y": np.zeros(0)}
-                    self.path_src[s].data = _EMPTY_SEGMENTS()
-                    self._path_len[s] = 0
+                    self.path_src[s].data = _EMPTY_PATHS()
                     self.img_src[s].data = {k: [] for k in self.img_src[s].data}
                 for src in self.spec_src.values():
                     src.data = {"k": [], "E": []}
-                self.target_src.data = {"x": [], "y": []}
+                self.target_src.data = dict(_EMPTY_DENSITY)
                 self._target_shown = _UNSET
             if dataset_key(cfg) != getattr(self, "_hist_dataset", None):  # error plots: this data set's runs only
                 self._show_history(dataset_key(cfg), cfg.data)
@@ -674,14 +758,23 @@ class Dashboard:
     def tick(self) -> None:
         """The periodic callback: start a pending run, copy the newest frames into the plots, and rest (stop
         the callback) once everything is idle."""
+        now = time.monotonic()
         with hold(self.ack_src.document):  # one websocket message per tick, not one per changed property
-            if self._pending is not None and time.monotonic() >= self._pending:
+            if self._pending is not None and now >= self._pending:
                 self._pending = None
                 self.start_runs()
             for s in "ab":
                 self._draw_latest(s)
-        if self.idle and self._callback is not None and self._callback.running:
-            self._callback.stop()
+        versions = {s: (id(r), r.latest()[0]) for s, r in self.runs.items() if r is not None}
+        if self._pending is not None or versions != self._observed:
+            self._observed, self._active_at = versions, now
+        cb = self._callback
+        if cb is None:
+            return
+        if self.idle and cb.running:
+            cb.stop()
+            return
+        cb.set_period(PERIOD_MS if now - self._active_at < QUIET_AFTER_S else WAIT_PERIOD_MS)
 
     def _draw_latest(self, s: str) -> None:
         """Draw side ``s``'s newest frame unless it is already shown or the previous one is still in flight (not
@@ -711,16 +804,6 @@ class Dashboard:
                     self._in_flight[s] = max(0, self._in_flight[s] - max(painted, 1))
                     self._draw_latest(s)
 
-    def _draw_paths(self, side: str, paths: np.ndarray) -> None:
-        """Paths ``(T, P, 2)`` as segments: the first frame of a run sets them, later ones stream the new steps."""
-        T = paths.shape[0]
-        drawn = self._path_len[side]
-        if drawn == 0 or drawn > T:
-            self.path_src[side].data = _segments(paths)
-        elif T > drawn:
-            self.path_src[side].stream(_segments(paths[drawn - 1:]))
-        self._path_len[side] = T
-
     def draw(self, side: str, run: LiveRun, frame: Dict[str, Any]) -> None:
         """Push one frame of ``side`` into its sources (runs on the server's event loop; cheap).
 
@@ -735,7 +818,7 @@ class Dashboard:
         xy = frame.get("xy")
         if xy is not None:
             self.point_src[side].data = {"x": np.ascontiguousarray(xy[:, 0]), "y": np.ascontiguousarray(xy[:, 1])}
-            self._draw_paths(side, frame["paths"])
+            self.path_src[side].data = _nan_separated(frame["paths"])
             if self._backpressure:
                 self._in_flight[side] += 1
                 self._pushed_at[side] = now
@@ -754,8 +837,8 @@ class Dashboard:
             self.img_src[side].data = _image_tiles(frame["images"], frame.get("target_images"))
         if "target_xy" in frame and frame["target_xy"] is not getattr(self, "_target_shown", _UNSET):
             self._target_shown = frame["target_xy"]
-            t = frame["target_xy"]
-            self.target_src.data = {"x": t[:, 0], "y": t[:, 1]} if t is not None else {"x": [], "y": []}
+            t, box = frame["target_xy"], frame.get("box", 4.0)
+            self.target_src.data = _density_image(t, box) if t is not None and len(t) else dict(_EMPTY_DENSITY)
             if frame.get("target_spectrum") is not None:
                 k, e = frame["target_spectrum"]
                 self.spec_src["target"].data = {"k": k, "E": e}
@@ -764,7 +847,6 @@ class Dashboard:
             if ti is not None and np.isfinite(ti).all() and ti.size:
                 lim = float(np.quantile(np.abs(ti), 0.995)) or 1.0
                 self.img_mapper.low, self.img_mapper.high = -lim, lim
-            box = frame.get("box", 4.0)
             for f in self.fig.values():
                 f.x_range.start, f.x_range.end, f.y_range.start, f.y_range.end = -box, box, -box, box
         cfg = self.config.panel(side)

@@ -13,6 +13,7 @@ pn = pytest.importorskip("panel")
 
 from workbench.errors import WorkbenchError  # noqa: E402
 from workbench.solvers import SOLVERS  # noqa: E402
+from widgets import app  # noqa: E402
 from widgets.app import Dashboard  # noqa: E402
 from widgets.live import LiveRun  # noqa: E402
 from widgets.state import DashboardConfig  # noqa: E402
@@ -152,8 +153,11 @@ def test_idle_dashboard_stops_its_periodic_callback(monkeypatch):
         def stop(self):
             self.running = False
 
+        def set_period(self, period_ms):
+            self.period = period_ms
+
     fake = FakeCallback()
-    monkeypatch.setattr(pn.state, "add_periodic_callback", lambda fn, period: fake)
+    monkeypatch.setattr(app.Ticker, "create", staticmethod(lambda fn, period: fake))
     d = Dashboard({"solver": "euler", "nfe": "4", "particles": "50"}, periodic=True, debounce=0.0)
     assert d._callback is fake and fake.running
     for _ in range(3000):
@@ -221,3 +225,31 @@ def test_changing_the_data_set_clears_the_old_plots():
     assert len(d.spec_src["target"].data["k"]) == 0
     d.runs["a"].join(30)
     d.close()
+
+
+def test_served_ticker_changes_its_period_by_replacing_the_document_callback():
+    class FakeDoc:
+        def __init__(self):
+            self.live = []
+
+        def add_periodic_callback(self, fn, period):
+            self.live.append((fn, period))
+            return self.live[-1]
+
+        def remove_periodic_callback(self, handle):
+            self.live.remove(handle)
+
+    doc, fn = FakeDoc(), (lambda: None)
+    t = app.Ticker(fn, 25, doc=doc)
+    assert t.running and doc.live == [(fn, 25)]
+    t.set_period(200)                                            # quiet: one slower callback, not two
+    assert doc.live == [(fn, 200)] and t.period == 200
+    t.set_period(200)
+    assert doc.live == [(fn, 200)]
+    t.stop()
+    t.stop()                                                     # twice is harmless
+    assert not t.running and doc.live == []
+    t.set_period(25)                                             # stopped: remembered, not started
+    assert doc.live == [] and t.period == 25
+    t.start()
+    assert doc.live == [(fn, 25)]

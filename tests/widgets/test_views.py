@@ -10,7 +10,7 @@ import pytest
 
 pn = pytest.importorskip("panel")
 
-from widgets.app import Dashboard, _segments  # noqa: E402
+from widgets.app import Dashboard, _density_image, _nan_separated  # noqa: E402
 from widgets.state import config_to_query, parse_query  # noqa: E402
 
 
@@ -57,22 +57,26 @@ def test_error_plots_are_per_metric_and_per_data_set():
     d.close()
 
 
-def test_streamed_path_segments_equal_the_full_set():
-    d = Dashboard({"particles": "10"}, periodic=False, autostart=False)
+def test_paths_are_one_nan_separated_polyline():
     rng = np.random.default_rng(1)
-    paths = rng.normal(size=(7, 3, 2)).astype(np.float32)
-    for t in (1, 2, 5, 7):                                              # frames skipped in between (latest wins)
-        d._draw_paths("a", paths[:t])
-    full = _segments(paths)
-    assert len(full["x0"]) == 6 * 3
-    for k in full:
-        assert np.array_equal(np.asarray(d.path_src["a"].data[k]), full[k])
-    # segment i of step t joins particle p's position at t and t+1
-    assert full["x0"][3 * 2 + 1] == paths[2, 1, 0] and full["y1"][3 * 2 + 1] == paths[3, 1, 1]
-    d._path_len["a"] = 0                                                # a new run: replaced, not appended
-    d._draw_paths("a", paths[:2])
-    assert len(d.path_src["a"].data["x0"]) == 3
-    d.close()
+    paths = rng.normal(size=(7, 3, 2)).astype(np.float32)             # (T, P, 2)
+    line = _nan_separated(paths)
+    assert len(line["x"]) == 3 * 8 and line["x"].dtype == np.float32
+    for p in range(3):                                                  # path p: its T points, then one break
+        assert np.array_equal(line["x"][p * 8:p * 8 + 7], paths[:, p, 0])
+        assert np.array_equal(line["y"][p * 8:p * 8 + 7], paths[:, p, 1])
+        assert np.isnan(line["x"][p * 8 + 7]) and np.isnan(line["y"][p * 8 + 7])
+
+
+def test_target_density_image_puts_the_mass_where_the_samples_are():
+    rng = np.random.default_rng(0)
+    xy = np.concatenate([rng.normal(size=(500, 2)) * 0.1 + [2.0, -1.0], [[np.nan, 0.0]]])
+    d = _density_image(xy, 4.0, pixels=64)
+    img = d["image"][0].view(np.uint8).reshape(64, 64, 4)
+    assert d["x"] == [-4.0] and d["y"] == [-4.0] and d["dw"] == [8.0] and d["dh"] == [8.0]
+    r, c = np.unravel_index(np.argmax(img[..., 3]), (64, 64))        # rows are y (image_rgba's convention)
+    assert abs(-4 + (c + 0.5) / 8 - 2.0) < 0.3 and abs(-4 + (r + 0.5) / 8 + 1.0) < 0.3
+    assert img[..., 3].max() <= round(255 * 0.6) and img[0, 0, 3] == 0  # capped alpha, empty far away
 
 
 class _FakeRun:
