@@ -116,6 +116,8 @@ class Ticker:
         if self._handle is not None:
             self.stop()
             self.start()
+
+
 #: heights of the particle/field views and of the spectrum/error plots (widths follow the window).
 FIG_HEIGHT = 370
 SMALL_HEIGHT = 290
