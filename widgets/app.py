@@ -342,6 +342,7 @@ class Dashboard:
                 pn.state.on_session_destroyed(self.close)
                 # a URL set before the page has loaded is lost: sync it (the validated one) once it has
                 pn.state.onload(self._sync_location)
+                pn.state.onload(self._resend_views)
             except Exception:  # not in a server session
                 pass
         self._refresh_alert()
@@ -670,6 +671,28 @@ class Dashboard:
         query = urlencode(config_to_query(cfg))
         self.share.object = f'<a href="?{html.escape(query, quote=True)}">link to this configuration</a>'
 
+    def _resend_views(self) -> None:
+        """Once the page has loaded: send the plots' sources again. Changes to plain Bokeh sources made before the
+        page loaded never reach it, and the first run often finishes before (checked in chromium: the particles
+        stayed at the start state and the error-vs-NFE plots empty although the status said done). Emptied first,
+        so that setting the same values again is a change; the next tick redraws the newest frames."""
+        if self.closed:
+            return
+        for s in "ab":
+            self.point_src[s].data = {"x": np.zeros(0), "y": np.zeros(0)}
+            self.path_src[s].data = _EMPTY_PATHS()
+            self.img_src[s].data = {k: [] for k in self.img_src[s].data}
+            self._seen[s] = -1
+        for src in self.spec_src.values():
+            src.data = {"k": [], "E": []}
+        self.target_src.data = dict(_EMPTY_DENSITY)
+        self._target_shown = _UNSET
+        for src in self.hist_src.values():
+            src.data = {k: [] for k in src.data}
+        if getattr(self, "_hist_dataset", None) is not None:
+            self._show_history(self._hist_dataset, self.config.data)
+        self._ensure_callback()
+
     def _sync_location(self, loc=None) -> None:
         """Once the page has loaded: the address shows the validated configuration (keys outside the allow-list
         and refused values are dropped), then follows :attr:`state` through ``pn.state.location.sync`` with the
@@ -880,13 +903,7 @@ class Dashboard:
             return
         row["value"], row["metric"] = ((row["error"], "error") if row["error"] is not None else (row["sw2"], "SW2"))
         self.history.append(row)
-        if row["dataset"] == getattr(self, "_hist_dataset", None):
-            for m in METRICS:
-                if row[m] is not None:
-                    self.hist_src[m].stream({"nfe": [row["nfe"]], "value": [row[m]], "label": [row["label"]],
-                                             "color": [color], "series": [series]}, rollover=500)
-        else:
-            self._show_history(row["dataset"], cfg.data)
+        self._show_history(row["dataset"], cfg.data)
 
     def _show_history(self, dataset: str, data: str) -> None:
         """Fill the error-vs-NFE plots with the history of data set ``dataset`` only."""

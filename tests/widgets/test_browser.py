@@ -80,3 +80,17 @@ def test_side_by_side(page, dashboard_server):
     sa = _wait_done(page, "a", contains=("euler", "NFE 12/12"))
     sb = _wait_done(page, "b", contains=("rk4", "NFE 12/12"))
     assert _error(sb) < _error(sa)
+
+
+def test_first_run_reaches_the_page_even_when_it_ends_before_the_page_loads(page, dashboard_server):
+    """The first run (NFE 4, 300 particles) often finishes before the browser has loaded the page: its final
+    particles, exact-target image and error-vs-NFE point must still be there once the status says done."""
+    page.goto(dashboard_server + "?solver=euler&nfe=4&particles=300&seed=5")
+    _wait_done(page, contains=("euler", "NFE 4/4"))
+    page.wait_for_function("""() => { const ms = [...Bokeh.documents[0]._all_models.values()];
+        const h = ms.find(m => m.name === 'hist_error'), p = ms.find(m => m.name === 'points_a');
+        return h.data.nfe.length === 1 && h.data.nfe[0] === 4 && p.data.x.length === 300; }""", timeout=10_000)
+    r_mean = page.evaluate("""() => { const p = [...Bokeh.documents[0]._all_models.values()].find(m => m.name === 'points_a');
+        let r = 0; for (let i = 0; i < p.data.x.length; i++) r += Math.hypot(p.data.x[i], p.data.y[i]);
+        return r / p.data.x.length; }""")
+    assert r_mean > 2.0       # the final state (gmm2d modes on a circle of radius 3), not the start (mean radius 1.25)
