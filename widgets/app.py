@@ -652,14 +652,7 @@ class Dashboard:
                     self._seen[s] = -1
             if cfg.data != getattr(self, "_shown_data", cfg.data) or cfg.data_params != getattr(
                     self, "_shown_data_params", cfg.data_params):  # another data set: no stale plots
-                for s in "ab":
-                    self.point_src[s].data = {"x": np.zeros(0), "y": np.zeros(0)}
-                    self.path_src[s].data = _EMPTY_PATHS()
-                    self.img_src[s].data = {k: [] for k in self.img_src[s].data}
-                for src in self.spec_src.values():
-                    src.data = {"k": [], "E": []}
-                self.target_src.data = dict(_EMPTY_DENSITY)
-                self._target_shown = _UNSET
+                self._clear_views()
             if dataset_key(cfg) != getattr(self, "_hist_dataset", None):  # error plots: this data set's runs only
                 self._show_history(dataset_key(cfg), cfg.data)
             self._shown_data, self._shown_data_params = cfg.data, dict(cfg.data_params)
@@ -671,6 +664,18 @@ class Dashboard:
         query = urlencode(config_to_query(cfg))
         self.share.object = f'<a href="?{html.escape(query, quote=True)}">link to this configuration</a>'
 
+    def _clear_views(self) -> None:
+        """Empty the particle, path, image, spectrum and exact-target sources (the target is drawn again by the
+        next frame that carries it)."""
+        for s in "ab":
+            self.point_src[s].data = {"x": np.zeros(0), "y": np.zeros(0)}
+            self.path_src[s].data = _EMPTY_PATHS()
+            self.img_src[s].data = {k: [] for k in self.img_src[s].data}
+        for src in self.spec_src.values():
+            src.data = {"k": [], "E": []}
+        self.target_src.data = dict(_EMPTY_DENSITY)
+        self._target_shown = _UNSET
+
     def _resend_views(self) -> None:
         """Once the page has loaded: send the plots' sources again. Changes to plain Bokeh sources made before the
         page loaded never reach it, and the first run often finishes before (checked in chromium: the particles
@@ -678,15 +683,8 @@ class Dashboard:
         so that setting the same values again is a change; the next tick redraws the newest frames."""
         if self.closed:
             return
-        for s in "ab":
-            self.point_src[s].data = {"x": np.zeros(0), "y": np.zeros(0)}
-            self.path_src[s].data = _EMPTY_PATHS()
-            self.img_src[s].data = {k: [] for k in self.img_src[s].data}
-            self._seen[s] = -1
-        for src in self.spec_src.values():
-            src.data = {"k": [], "E": []}
-        self.target_src.data = dict(_EMPTY_DENSITY)
-        self._target_shown = _UNSET
+        self._clear_views()
+        self._seen = {s: -1 for s in "ab"}
         for src in self.hist_src.values():
             src.data = {k: [] for k in src.data}
         if getattr(self, "_hist_dataset", None) is not None:
