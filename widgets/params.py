@@ -185,26 +185,15 @@ class DashboardState(param.Parameterized):
         super().__init__(**params)
         for fam in FAMILIES:
             self._new_entry(fam)
+        self.param.watch(self._on_entry_chosen, list(FAMILIES))
 
     def _new_entry(self, fam: str) -> None:
         setattr(self, f"{fam}_params", entry_class(fam, getattr(self, fam), form=self._form)())
 
-    # a new registry entry: a new sub-object generated from its signature (its defaults)
-    @param.depends("data", watch=True)
-    def _on_data(self):
-        self._new_entry("data")
-
-    @param.depends("interpolant", watch=True)
-    def _on_interpolant(self):
-        self._new_entry("interpolant")
-
-    @param.depends("schedule", watch=True)
-    def _on_schedule(self):
-        self._new_entry("schedule")
-
-    @param.depends("solver", watch=True)
-    def _on_solver(self):
-        self._new_entry("solver")
+    def _on_entry_chosen(self, *events: Any) -> None:
+        """A new registry entry: a new sub-object generated from its signature (its defaults)."""
+        for event in events:
+            self._new_entry(event.name)
 
     def entry(self, fam: str) -> EntryParams:
         """The sub-object of family ``fam`` (``"data"``, ``"interpolant"``, ``"schedule"``, ``"solver"``)."""
