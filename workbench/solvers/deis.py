@@ -34,7 +34,10 @@ class DEIS(_Multistep):
     order_checks = (OrderCheck({"order": 1}), OrderCheck({"order": 2}), OrderCheck(),
                     OrderCheck({"order": 4}, steps=(128, 256, 512), paths=("linear",)),
                     OrderCheck({"order": 4}, paths=("vp",)),
-                    OrderCheck({"order": 4}, paths=("sb",), steps=(1024, 2048, 4096)))
+                    OrderCheck({"order": 4}, paths=("sb",), steps=(1024, 2048, 4096)),
+                    OrderCheck(paths=("one_sided",)), OrderCheck(paths=("trig",), steps=(1024, 2048, 4096)),
+                    OrderCheck({"order": 4}, paths=("one_sided",)),
+                    OrderCheck({"order": 4}, paths=("trig",), steps=(256, 512, 1024)))
 
     def __init__(self, order: int = 3, predict: str = "noise", lower_order_final: bool = True, variable: str = "auto"):
         self.variable = check_variable(variable)
