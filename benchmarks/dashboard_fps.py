@@ -40,8 +40,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+#: the dashboard's particle source is on the page (in every Bokeh document: a notebook page holds several)
+READY = ("() => window.Bokeh && Bokeh.documents.some(d => [...d._all_models.values()]"
+         ".some(m => m.name === 'points_a'))")
 HOOK = """() => { const w = window; w.__wb = {upd: [], painted: [], raf: 0, seen: 0, n: 0};
-  const s = [...Bokeh.documents[0]._all_models.values()].find(m => m.type === 'ColumnDataSource' && m.name === 'points_a');
+  const ss = Bokeh.documents.flatMap(d => [...d._all_models.values()])
+    .filter(m => m.type === 'ColumnDataSource' && m.name === 'points_a');
+  if (ss.length !== 1) throw new Error(`expected one points_a source, found ${ss.length}`);
+  const s = ss[0];
   s.properties.data.change.connect(() => { w.__wb.n++; w.__wb.upd.push(performance.now()); });
   const f = (t) => { w.__wb.raf++; if (w.__wb.n !== w.__wb.seen) { w.__wb.seen = w.__wb.n; w.__wb.painted.push(t); }
                      requestAnimationFrame(f); };
@@ -79,6 +85,68 @@ def unwatched(data: str, solver: str, nfe: int, particles: int) -> float:
     return f["step"] / f["wall"]
 
 
+def measure_run(page, data: str, solver: str, nfe: int, particles: int, rep: int, free: float) -> dict:
+    """One measured run on a page whose dashboard has finished its warm-up run: install :data:`HOOK`, press Run,
+    wait for ``done``; the row (rates, gaps, watched vs unwatched ``free`` steps/s) is printed and returned."""
+    from widgets.app import PERIOD_MS
+
+    load = os.getloadavg()[0]
+    page.evaluate(HOOK)
+    page.locator(".w-run button").click()
+    # the previous run's "done" is still shown until the new run's first frame arrives
+    page.wait_for_function("() => window.__wb.n > 0", timeout=120_000)
+    page.locator(".status-a").filter(has_text="done").wait_for(timeout=300_000)
+    time.sleep(0.3)
+    wb = page.evaluate("() => window.__wb")
+    status = page.locator(".status-a p").inner_text()
+    m_steps, m_wall = re.search(r"steps (\d+)", status), re.search(r"([0-9.]+) s ·", status)
+    if m_steps is None or m_wall is None:
+        raise RuntimeError(f"status line without steps/wall: {status!r}")
+    steps, wall = int(m_steps.group(1)), float(m_wall.group(1))
+    upd, painted = wb["upd"], wb["painted"]
+    watched = steps / wall
+    row = {"data": data, "solver": solver, "nfe": nfe, "particles": particles, "repeat": rep,
+           "updates": len(upd), "updates_per_s": _rate(upd), "painted": len(painted),
+           "painted_per_s": _rate(painted), "p90_gap_ms": _p90_gap(painted),
+           "watched_steps_per_s": watched, "unwatched_steps_per_s": free,
+           "slowdown": free / watched, "run_s": wall, "callback_cap_per_s": 1000 / PERIOD_MS, "load_avg_1m": load,
+           "update_ms": upd, "painted_ms": painted}
+    print(f"{data} {solver} NFE {nfe}: painted {row['painted_per_s']:.1f}/s ({len(painted)}), updates "
+          f"{row['updates_per_s']:.1f}/s ({len(upd)}), p90 gap {row['p90_gap_ms']:.0f} ms, sampler "
+          f"{watched:.0f} steps/s watched vs {free:.0f} unwatched (x{row['slowdown']:.2f}), run "
+          f"{wall:.2f} s, load {load:.1f}", flush=True)
+    return row
+
+
+def write_markdown(rows, path: str, label: str, particles: int, nfe: int) -> None:
+    """Append the rows and the per-solver medians to ``path`` as a markdown table under a ``### label`` heading."""
+    from widgets.app import PERIOD_MS
+
+    lines = [f"\n### {label or 'run'} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+             f"{particles} particles, NFE {nfe}, periodic callback {PERIOD_MS} ms, load average "
+             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)\n",
+             "| solver | painted frames with new data /s | data updates /s | p90 gap between painted frames (ms) "
+             "| sampler steps/s watched | unwatched | slowdown | run (s) |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['solver']} | {r['painted_per_s']:.1f} | {r['updates_per_s']:.1f} | "
+                     f"{r['p90_gap_ms']:.0f} | {r['watched_steps_per_s']:.0f} | {r['unwatched_steps_per_s']:.0f} | "
+                     f"{r['slowdown']:.2f}x | {r['run_s']:.2f} |")
+    for solver, med in medians(rows).items():
+        lines.append(f"| {solver} median | {med['painted_per_s']:.1f} | {med['updates_per_s']:.1f} | | | | "
+                     f"{med['slowdown']:.2f}x | |")
+    with open(path, "a") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def medians(rows) -> dict:
+    """Per solver (sorted by name): medians of painted frames/s, updates/s and slowdown."""
+    out = {}
+    for solver in sorted({r["solver"] for r in rows}):
+        rs = [r for r in rows if r["solver"] == solver]
+        out[solver] = {k: statistics.median(r[k] for r in rs) for k in ("painted_per_s", "updates_per_s", "slowdown")}
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--particles", type=int, default=2000)
@@ -93,7 +161,6 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     torch.set_num_threads(1)
-    from widgets.app import PERIOD_MS
 
     port = free_port()
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -118,34 +185,9 @@ def main() -> int:
                 for rep in range(args.repeats):
                     free = unwatched(data, solver, nfe, args.particles)
                     page.goto(f"{base}?data={data}&solver={solver}&nfe={nfe}&particles={args.particles}&seed=1")
-                    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && [...Bokeh.documents[0]"
-                                           "._all_models.values()].some(m => m.name === 'points_a')")
+                    page.wait_for_function(READY)
                     page.locator(".status-a").filter(has_text="done").wait_for(timeout=300_000)
-                    page.evaluate(HOOK)
-                    page.locator(".w-run button").click()
-                    # the previous run's "done" is still shown until the new run's first frame arrives
-                    page.wait_for_function("() => window.__wb.n > 0", timeout=120_000)
-                    page.locator(".status-a").filter(has_text="done").wait_for(timeout=300_000)
-                    time.sleep(0.3)
-                    wb = page.evaluate("() => window.__wb")
-                    status = page.locator(".status-a p").inner_text()
-                    m_steps, m_wall = re.search(r"steps (\d+)", status), re.search(r"([0-9.]+) s ·", status)
-                    if m_steps is None or m_wall is None:
-                        raise RuntimeError(f"status line without steps/wall: {status!r}")
-                    steps, wall = int(m_steps.group(1)), float(m_wall.group(1))
-                    upd, painted = wb["upd"], wb["painted"]
-                    watched = steps / wall
-                    row = {"data": data, "solver": solver, "nfe": nfe, "particles": args.particles, "repeat": rep,
-                           "updates": len(upd), "updates_per_s": _rate(upd), "painted": len(painted),
-                           "painted_per_s": _rate(painted), "p90_gap_ms": _p90_gap(painted),
-                           "watched_steps_per_s": watched, "unwatched_steps_per_s": free,
-                           "slowdown": free / watched, "run_s": wall, "callback_cap_per_s": 1000 / PERIOD_MS,
-                           "update_ms": upd, "painted_ms": painted}
-                    rows.append(row)
-                    print(f"{data} {solver} NFE {nfe}: painted {row['painted_per_s']:.1f}/s ({len(painted)}), updates "
-                          f"{row['updates_per_s']:.1f}/s ({len(upd)}), p90 gap {row['p90_gap_ms']:.0f} ms, sampler "
-                          f"{watched:.0f} steps/s watched vs {free:.0f} unwatched (x{row['slowdown']:.2f}), run "
-                          f"{wall:.2f} s", flush=True)
+                    rows.append(measure_run(page, data, solver, nfe, args.particles, rep, free))
             b.close()
     finally:
         proc.terminate()
@@ -157,22 +199,7 @@ def main() -> int:
     with open(args.json, "w") as fh:
         json.dump(rows, fh, indent=2)
     if args.md:
-        lines = [f"\n### {args.label or 'run'} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-                 f"{args.particles} particles, NFE {args.nfe}, periodic callback {PERIOD_MS} ms, load average "
-                 f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)\n",
-                 "| solver | painted frames with new data /s | data updates /s | p90 gap between painted frames (ms) "
-                 "| sampler steps/s watched | unwatched | slowdown | run (s) |", "|---|---|---|---|---|---|---|---|"]
-        for r in rows:
-            lines.append(f"| {r['solver']} | {r['painted_per_s']:.1f} | {r['updates_per_s']:.1f} | "
-                         f"{r['p90_gap_ms']:.0f} | {r['watched_steps_per_s']:.0f} | {r['unwatched_steps_per_s']:.0f} | "
-                         f"{r['slowdown']:.2f}x | {r['run_s']:.2f} |")
-        for solver in sorted({r["solver"] for r in rows}):
-            rs = [r for r in rows if r["solver"] == solver]
-            lines.append(f"| {solver} median | {statistics.median(r['painted_per_s'] for r in rs):.1f} | "
-                         f"{statistics.median(r['updates_per_s'] for r in rs):.1f} | | | | "
-                         f"{statistics.median(r['slowdown'] for r in rs):.2f}x | |")
-        with open(args.md, "a") as fh:
-            fh.write("\n".join(lines) + "\n")
+        write_markdown(rows, args.md, args.label, args.particles, args.nfe)
     return 0
 
 

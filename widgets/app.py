@@ -20,6 +20,7 @@ import io
 import json
 import math
 import time
+from contextlib import contextmanager
 from typing import Any, Callable, Dict, List, Optional
 import weakref
 from urllib.parse import urlencode
@@ -63,6 +64,27 @@ SLOW_PERIOD_S = 0.25
 
 
 _UNSET = object()
+
+
+@contextmanager
+def _hold(doc: Any):
+    """Hold ``doc``'s change events and send them as one batch at the end (one message per tick).
+
+    In a server session, Panel's :func:`~panel.io.document.hold`. Elsewhere (the notebook front: a jupyter_bokeh
+    widget's document, which has no session), Bokeh's own ``Document.hold``: Panel's drops the held model changes
+    of a document that never "connected" to a session (Panel 1.9), so the notebook showed no frames at all."""
+    if doc is None or doc.session_context is not None:
+        with hold(doc):
+            yield
+        return
+    if doc.callbacks.hold_value is not None:  # already held by an outer caller: it dispatches
+        yield
+        return
+    doc.hold("combine")
+    try:
+        yield
+    finally:
+        doc.unhold()
 
 
 class Ticker:
@@ -782,7 +804,7 @@ class Dashboard:
         """The periodic callback: start a pending run, copy the newest frames into the plots, and rest (stop
         the callback) once everything is idle."""
         now = time.monotonic()
-        with hold(self.ack_src.document):  # one websocket message per tick, not one per changed property
+        with _hold(self.ack_src.document):  # one websocket message per tick, not one per changed property
             if self._pending is not None and now >= self._pending:
                 self._pending = None
                 self.start_runs()
@@ -820,7 +842,7 @@ class Dashboard:
         """The browser painted a particle frame (``ack.tags[i]`` changed): push that side's newest frame now."""
         self.acks += 1
         old = list(old or [])
-        with hold(self.ack_src.document):
+        with _hold(self.ack_src.document):
             for i, s in enumerate("ab"):
                 if i < len(new) and (i >= len(old) or new[i] != old[i]):
                     painted = int(new[i]) - (int(old[i]) if i < len(old) else 0)

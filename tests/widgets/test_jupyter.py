@@ -53,3 +53,19 @@ def test_bad_settings_are_messages():
     text = html.unescape(d.dashboard.alert.object)
     assert "log-SNR" in text and "nfe" in text and "bogus" in text and "Traceback" not in text
     d.dashboard.close()
+
+
+def test_ipywidget_receives_the_frames():
+    """Each tick's changes (held into one batch) reach the notebook's widget: the widget's document has no server
+    session, where Panel's ``hold`` dropped them (the notebook front showed no particles and no status)."""
+    pytest.importorskip("jupyter_bokeh")
+    from bokeh.document.events import ColumnDataChangedEvent, ModelChangedEvent
+
+    d = jupyter_dashboard(solver="euler", nfe=8, particles=50)
+    w = d.ipywidget()
+    events = []
+    w._document.on_change(lambda e: events.append(e))
+    assert d.wait(60)
+    assert any(isinstance(e, ColumnDataChangedEvent) and e.model.name == "points_a" for e in events)
+    assert any(isinstance(e, ModelChangedEvent) and e.attr == "text" and "done" in str(e.new) for e in events)
+    d.dashboard.close()
