@@ -29,6 +29,7 @@ import numpy as np
 import panel as pn
 import param
 from panel.io.document import hold
+from panel.io.state import set_curdoc
 from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.plotting import figure
 
@@ -72,7 +73,12 @@ def _hold(doc: Any):
 
     In a server session, Panel's :func:`~panel.io.document.hold`. Elsewhere (the notebook front: a jupyter_bokeh
     widget's document, which has no session), Bokeh's own ``Document.hold``: Panel's drops the held model changes
-    of a document that never "connected" to a session (Panel 1.9), so the notebook showed no frames at all."""
+    of a document that never "connected" to a session (Panel 1.9), so the notebook showed no frames at all.
+
+    There, ``doc`` is also made Panel's current document for the duration: Panel keeps one stylesheet model per
+    document and reuses it only when it knows the document. Without it, every status-text update sent new
+    stylesheet models, and each made the page restyle and lay out the whole dashboard again (in JupyterLab's large
+    page that cost about 0.25 s per frame: the notebook front painted 3-4 frames/s)."""
     if doc is None or doc.session_context is not None:
         with hold(doc):
             yield
@@ -80,11 +86,12 @@ def _hold(doc: Any):
     if doc.callbacks.hold_value is not None:  # already held by an outer caller: it dispatches
         yield
         return
-    doc.hold("combine")
-    try:
-        yield
-    finally:
-        doc.unhold()
+    with set_curdoc(doc):
+        doc.hold("combine")
+        try:
+            yield
+        finally:
+            doc.unhold()
 
 
 class Ticker:

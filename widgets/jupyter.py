@@ -6,10 +6,10 @@ One line in a notebook cell::
 
 It is not a second UI: the controls, views, checks and messages are the served dashboard's, rendered with
 Bokeh/Panel resources inline (offline, no CDN) and, when ``jupyter_bokeh`` is installed, as an ipywidget
-(``pn.ipywidget``), else as Panel's own notebook output. Settings are validated like URL parameters
-(:func:`widgets.state.parse_query`); an unknown setting is a message, never an error. Runs are the same
-cancellable :class:`~widgets.live.LiveRun` threads, drawn by the dashboard's periodic callback on the kernel's
-event loop.
+(:mod:`widgets.ipywidget`: one Bokeh patch per kernel event-loop turn), else as Panel's own notebook output.
+Settings are validated like URL parameters (:func:`widgets.state.parse_query`); an unknown setting is a message,
+never an error. Runs are the same cancellable :class:`~widgets.live.LiveRun` threads, drawn by the dashboard's
+periodic callback on the kernel's event loop.
 """
 from __future__ import annotations
 
@@ -65,10 +65,11 @@ class NotebookDashboard:
             self.dashboard._refresh_alert()
 
     def ipywidget(self):
-        """The layout as an ipywidget (``pn.ipywidget``; needs ``jupyter_bokeh``)."""
-        import panel as pn
+        """The layout as an ipywidget (:func:`widgets.ipywidget.ipywidget`: jupyter_bokeh's widget, one patch
+        message per event-loop turn; needs ``jupyter_bokeh``)."""
+        from widgets.ipywidget import ipywidget
 
-        return pn.ipywidget(self.layout)
+        return ipywidget(self.layout)
 
     def wait(self, timeout: float = 60.0) -> bool:
         """Block until the current runs end and their last frame is drawn (tests, scripts). Blocking the kernel

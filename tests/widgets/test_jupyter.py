@@ -3,9 +3,11 @@ an ipywidget through jupyter_bokeh; a control change reruns, and bad settings ar
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import pytest
+from bokeh.document.events import ModelChangedEvent
 
 pn = pytest.importorskip("panel")
 
@@ -68,4 +70,56 @@ def test_ipywidget_receives_the_frames():
     assert d.wait(60)
     assert any(isinstance(e, ColumnDataChangedEvent) and e.model.name == "points_a" for e in events)
     assert any(isinstance(e, ModelChangedEvent) and e.attr == "text" and "done" in str(e.new) for e in events)
+    d.dashboard.close()
+
+
+def test_ipywidget_sends_one_patch_per_event_loop_turn():
+    """A tick changes several models; the notebook widget sends them as one PATCH-DOC (3 JSON parts, then a
+    header and a binary payload per buffer) after the tick, in order, with the particle arrays as binary buffers,
+    and the page's own changes are not echoed."""
+    pytest.importorskip("jupyter_bokeh")
+    from widgets.ipywidget import BatchedBokehModel
+
+    d = jupyter_dashboard(solver="euler", nfe=8, particles=50)
+    w = d.ipywidget()
+    assert isinstance(w, BatchedBokehModel)
+    sent = []
+    w.send = lambda content, buffers=None: sent.append((content, buffers))
+    assert d.wait(60)
+    carried = w.flush()
+    assert carried >= 3 and w.pending == 0 and w.flush() == 0
+    header, meta, content = (json.loads(c["payload"]) for c, _ in sent[:3])
+    assert header["msgtype"] == "PATCH-DOC" and header["num_buffers"] == len(sent[3:]) // 2 >= 2
+    events = content["events"]
+    assert len(events) == carried
+    assert all(b is None for _, b in sent[:3]) and all(isinstance(b[0], bytes) for _, b in sent[4::2])
+    points = d.dashboard.point_src["a"]
+    assert any(e.get("kind") == "ColumnDataChanged" and e["model"]["id"] == points.id for e in events)
+    # a change made by the page itself is not sent back
+    w._document_patched(ModelChangedEvent(w._document, points, "tags", [1], setter=w))
+    assert w.pending == 0
+    d.dashboard.close()
+
+
+def test_notebook_updates_reuse_the_stylesheet_models(monkeypatch):
+    """Once the notebook front has run, further runs' status-text updates build no new stylesheet models: a new
+    set reached the page as a changed ``stylesheets`` list, and each made it restyle and lay out the whole
+    dashboard again (Panel reuses a document's stylesheet models only when that document is its current one, which
+    a kernel's periodic callback does not set; without that, 3 new models per run here)."""
+    pytest.importorskip("jupyter_bokeh")
+    from bokeh.models import ImportedStyleSheet
+
+    d = jupyter_dashboard(solver="euler", nfe=8, particles=50)
+    d.ipywidget()
+    d.dashboard.request_run(0)
+    assert d.wait(60)
+    built = []
+    init = ImportedStyleSheet.__init__
+    monkeypatch.setattr(ImportedStyleSheet, "__init__", lambda self, *a, **k: (built.append(k), init(self, *a, **k))[1])
+    texts = []
+    d.dashboard.status["a"].param.watch(lambda e: texts.append(e.new), "object")
+    for _ in range(2):
+        d.dashboard.request_run(0)
+        assert d.wait(60)
+    assert len(texts) >= 4 and built == [], (len(texts), built)
     d.dashboard.close()
