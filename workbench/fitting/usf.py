@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from ..config import Config
+from .. import validation
 from ..errors import ConfigError
 from ..models.field import Field
 from ..schedules.base import SCHEDULES
@@ -97,9 +98,8 @@ class USFFit(FitResult):
 
 
 def _positive_int(name: str, v: object, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ConfigError(name, f"must be an integer >= {minimum}, got {v!r}")
-    return v
+    """``v`` as an integer >= ``minimum`` (:func:`workbench.validation.integer`)."""
+    return validation.integer(name, v, minimum)
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
@@ -155,10 +155,8 @@ class USFSearch(Config):
             raise ConfigError("corrector", f"must be True or False, got {corrector!r}")
         self.corrector = corrector
         self.seed = _positive_int("seed", seed, 0)
-        if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
-                                        or not max_seconds > 0):
-            raise ConfigError("max_seconds", f"must be a positive number or None, got {max_seconds!r}")
-        self.max_seconds = max_seconds
+        self.max_seconds = None if max_seconds is None else validation.number("max_seconds", max_seconds, above=0,
+                                                                                hint=" or None")
 
     # ------------------------------------------------------------------------------------------------------
     def plain_candidates(self, field: Field, nfe: int, t_start: float, t_end: float) -> List[Tuple[str, Candidate]]:

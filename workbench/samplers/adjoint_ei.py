@@ -33,6 +33,7 @@ from typing import List, Sequence, Tuple
 
 import torch
 
+from .. import validation
 from ..errors import ConfigError
 from ..solvers.log_snr import LogSNRTable, step_region
 
@@ -48,9 +49,7 @@ ORDERS = tuple(TABLEAUX)
 
 def check_ei_order(order: object) -> int:
     """Validate the order of the exponential-integrator adjoint (1–4)."""
-    if isinstance(order, bool) or not isinstance(order, int) or order not in TABLEAUX:
-        raise ConfigError("order", f"got {order!r}; allowed values are: {', '.join(map(str, ORDERS))}")
-    return order
+    return validation.one_of("order", order, ORDERS)
 
 
 def _time_of(interpolant, region: str, v: float, ends: Tuple[Tuple[float, float], Tuple[float, float]]) -> float:
