@@ -58,6 +58,25 @@ ACK_JS = """
 const n = (cb_obj._wb_n || 0) + 1; cb_obj._wb_n = n;
 requestAnimationFrame(() => setTimeout(() => { const t = ack.tags.slice(); t[i] = n; ack.tags = t; }, 0));
 """
+#: Back/forward navigation (installed on the served page by :func:`enable_history_navigation`): on ``popstate``
+#: the new address is given to Panel's Location model silently (its view would otherwise push it as a new history
+#: entry, erasing the forward entries) and reported to the server as a client address change, where it goes
+#: through the same checks as any address (:meth:`Dashboard._url_changed`).
+NAV_JS = """
+if (window.__wb_nav) { return; }
+window.__wb_nav = true;
+window.addEventListener("popstate", () => {
+  const search = window.location.search;
+  for (const doc of (window.Bokeh ? Bokeh.documents : [])) {
+    for (const m of doc._all_models.values()) {
+      if (!String(m.type).endsWith("Location") || !m.properties.search || m.search === search) { continue; }
+      const old = m.search;
+      m.setv({search}, {silent: true});
+      m._push_changes([[m.properties.search, old, search]], true);
+    }
+  }
+});
+"""
 #: seconds a control must be quiet before a new run starts (the running one is cancelled at once).
 DEBOUNCE_S = 0.2
 #: seconds between spectrum/status updates while a run streams (particles and paths go every frame).
@@ -764,8 +783,8 @@ class Dashboard:
                     loc.update_query(**given)  # read through the sub-object's bounds (refused: kept as is)
 
     def _url_changed(self, event) -> None:
-        """The address changed from outside (a client reporting its address; Panel 1.9.4's browser side does not
-        report back/forward navigation, so in practice this is reached by code setting ``location.search``):
+        """The address changed from outside (back/forward in the browser, reported by :data:`NAV_JS`, or code
+        setting ``location.search``):
         ``pn.state.location`` has set the state through its bounds and selectors (a refused value changes
         nothing); refused values are reported (:func:`~widgets.state.parse_query`'s messages, escaped) and the
         address shows the state again; accepted ones move the controls and run. Our own writes are skipped."""
@@ -1006,6 +1025,16 @@ def dark_bokeh_theme():
         return built_in_themes["dark_minimal"]
 
 
+def enable_history_navigation(doc=None) -> None:
+    """Let the browser's back and forward buttons move the served dashboard between the addresses it showed
+    (:data:`NAV_JS`, run once the document is ready; Panel 1.9.4's Location does not report them)."""
+    from bokeh.models import CustomJS
+
+    doc = doc or pn.state.curdoc
+    if doc is not None:
+        doc.js_on_event("document_ready", CustomJS(code=NAV_JS))
+
+
 def apply_document_theme(layout, doc=None) -> None:
     """Give the session's document the dark Bokeh theme when the dashboard is dark. Panel sets the document's
     theme when it renders a servable and that resets every model's themed values, so this runs after
@@ -1020,3 +1049,4 @@ if __name__.startswith("bokeh"):  # `panel serve widgets/app.py`
     _app = create_app()
     _app.servable(title="Interpolant Workbench")
     apply_document_theme(_app)
+    enable_history_navigation()

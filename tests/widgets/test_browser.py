@@ -94,3 +94,22 @@ def test_first_run_reaches_the_page_even_when_it_ends_before_the_page_loads(page
         let r = 0; for (let i = 0; i < p.data.x.length; i++) r += Math.hypot(p.data.x[i], p.data.y[i]);
         return r / p.data.x.length; }""")
     assert r_mean > 2.0       # the final state (gmm2d modes on a circle of radius 3), not the start (mean radius 1.25)
+
+
+def test_back_and_forward_move_between_configurations(page, dashboard_server):
+    """The browser's back and forward buttons restore the configuration each address names (controls and run),
+    and navigating adds no history entries (the forward entries survive going back)."""
+    page.goto(dashboard_server + "?solver=heun&nfe=8&particles=200")
+    _wait_done(page, contains=("heun", "NFE 8/8"))
+    page.locator(".w-solver select").select_option("euler")
+    page.wait_for_function("() => location.search.includes('solver=euler')")
+    _wait_done(page, contains=("euler",))
+    entries = page.evaluate("history.length")
+    page.go_back()
+    expect(page.locator(".w-solver select")).to_have_value("heun")
+    _wait_done(page, contains=("heun", "NFE 8/8"))
+    assert "solver=heun" in page.url and page.evaluate("history.length") == entries
+    page.go_forward()
+    expect(page.locator(".w-solver select")).to_have_value("euler")
+    _wait_done(page, contains=("euler", "NFE 8/8"))
+    assert "solver=euler" in page.url and page.evaluate("history.length") == entries
