@@ -754,9 +754,10 @@ class Dashboard:
         self._location = loc
         self._writing = True
         try:
-            loc.search = "?" + urlencode(config_to_query(self.config))
-            loc.sync(self.state, URL_KEYS)
-            self._resync_entries()
+            with _hold(pn.state.curdoc):  # the address's several writes reach the page as one (one history entry)
+                loc.search = "?" + urlencode(config_to_query(self.config))
+                loc.sync(self.state, URL_KEYS)
+                self._resync_entries()
         finally:
             self._writing = False
         loc.param.watch(self._url_changed, "search")
