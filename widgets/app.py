@@ -1006,12 +1006,20 @@ def create_app(query: Optional[Dict[str, Any]] = None, **kwargs: Any):
     return layout
 
 
+#: the notebook front's root stylesheet (see :func:`notebook_app`)
+NOTEBOOK_CONTAINMENT = ":host { contain: content; }"
+
+
 def notebook_app(**query: Any):
     """The same Panel dashboard for a notebook cell, with Bokeh/Panel resources inline (works offline, no CDN);
     ``query`` takes URL-style settings (``notebook_app(solver="rk4", nfe="12")``), validated the same way."""
     pn.extension(inline=True)
     pn.config.inline = True
-    return create_app({k: str(v) for k, v in query.items()})
+    layout = create_app({k: str(v) for k, v in query.items()})
+    # CSS containment: a redraw's layout and paint stay inside the dashboard instead of invalidating the
+    # notebook's whole page (JupyterLab's DOM is large; 7.4-7.6 -> 9.1-9.5 painted frames/s, benchmarks/results)
+    layout.stylesheets = list(layout.stylesheets) + [NOTEBOOK_CONTAINMENT]
+    return layout
 
 
 def dark_bokeh_theme():

@@ -123,3 +123,12 @@ def test_notebook_updates_reuse_the_stylesheet_models(monkeypatch):
         assert d.wait(60)
     assert len(texts) >= 4 and built == [], (len(texts), built)
     d.dashboard.close()
+
+
+def test_notebook_layout_contains_its_layout_and_paint():
+    """The notebook front's root carries CSS containment, so a redraw does not lay out JupyterLab's whole page."""
+    from widgets.app import NOTEBOOK_CONTAINMENT
+
+    d = jupyter_dashboard(solver="euler", nfe=8, particles=50)
+    assert NOTEBOOK_CONTAINMENT in d.layout.stylesheets and "contain: content" in NOTEBOOK_CONTAINMENT
+    d.dashboard.close()
