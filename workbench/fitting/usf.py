@@ -97,11 +97,6 @@ class USFFit(FitResult):
         return linearize(self.solver, field, len(g) - 1, grid=g, kind=kind)
 
 
-def _positive_int(name: str, v: object, minimum: int = 1) -> int:
-    """``v`` as an integer >= ``minimum`` (:func:`workbench.validation.integer`)."""
-    return validation.integer(name, v, minimum)
-
-
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     """Spearman rank correlation of two equally long sequences (``nan`` below 3 pairs)."""
     if len(a) < 3:
@@ -133,19 +128,19 @@ class USFSearch(Config):
                  subset: int = 64, schedules: Sequence[str] = ("uniform", "logsnr", "edm"), refine_evals: int = 150,
                  kinds: Sequence[str] = KINDS, orders: Sequence[int] = ORDERS, variants: Sequence[str] = VARIANTS,
                  corrector: bool = True, seed: int = 0, max_seconds: Optional[float] = None):
-        self.population = _positive_int("population", population)
-        self.generations = _positive_int("generations", generations, 0)
-        self.children = _positive_int("children", children)
-        self.survivors = _positive_int("survivors", survivors)
+        self.population = validation.integer("population", population, 1)
+        self.generations = validation.integer("generations", generations, 0)
+        self.children = validation.integer("children", children, 1)
+        self.survivors = validation.integer("survivors", survivors, 1)
         if self.survivors > self.children:
             raise ConfigError("survivors", f"must be <= children ({children}), got {survivors!r}")
-        self.subset = _positive_int("subset", subset, 2)
+        self.subset = validation.integer("subset", subset, 2)
         if isinstance(schedules, str) or not schedules:
             raise ConfigError("schedules", f"must be a non-empty list of schedule names, got {schedules!r}")
         for s in schedules:
             SCHEDULES.canonical(s)
         self.schedules = tuple(schedules)
-        self.refine_evals = _positive_int("refine_evals", refine_evals, 0)
+        self.refine_evals = validation.integer("refine_evals", refine_evals, 0)
         for name, vals, allowed in (("kinds", kinds, KINDS), ("orders", orders, ORDERS),
                                     ("variants", variants, VARIANTS)):
             if isinstance(vals, str) or not vals or any(v not in allowed or isinstance(v, bool) for v in vals):
@@ -154,7 +149,7 @@ class USFSearch(Config):
         if not isinstance(corrector, bool):
             raise ConfigError("corrector", f"must be True or False, got {corrector!r}")
         self.corrector = corrector
-        self.seed = _positive_int("seed", seed, 0)
+        self.seed = validation.integer("seed", seed, 0)
         self.max_seconds = None if max_seconds is None else validation.number("max_seconds", max_seconds, above=0,
                                                                                 hint=" or None")
 
@@ -227,7 +222,7 @@ class USFSearch(Config):
 
         if not isinstance(field, Field):
             raise ConfigError("field", f"must be a Field, got {type(field).__name__}")
-        nfe = _positive_int("nfe", nfe, 2)
+        nfe = validation.integer("nfe", nfe, 2)
         if pilot is None:
             check_pilot(x_pilot)
             check_holdout(holdout)
